@@ -1,0 +1,1 @@
+//! kelp-agent: the node agent. Runs the pods of its node's desired state.

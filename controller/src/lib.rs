@@ -1,0 +1,1 @@
+//! kelp-controller: store, API, scheduler, controllers, node hub and the `kelp` CLI.

@@ -1,0 +1,3 @@
+//! Kubernetes API objects, as kelp stores and serves them.
+
+pub mod quantity;

@@ -1,0 +1,1 @@
+//! The MQTT wire format: envelope, kelp's own messages, topics.

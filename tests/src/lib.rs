@@ -1,0 +1,1 @@
+//! Shared helpers for kelp's end-to-end tests.
