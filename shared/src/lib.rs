@@ -9,6 +9,7 @@
 //! this crate for small ARM boards.
 
 pub mod api;
+pub mod manifest;
 pub mod wire;
 
 /// kelp's own version, as every binary reports it.
