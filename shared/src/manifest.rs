@@ -41,11 +41,11 @@ pub struct LoadError {
     /// The file.
     pub origin: Origin,
     /// 1-based document number, when known.
-    pub document: Option<usize>,
+    pub document: Option<u32>,
     /// For an item of a `kind: List`, its index.
-    pub item: Option<usize>,
+    pub item: Option<u32>,
     /// 1-based line in the file, when known.
-    pub line: Option<usize>,
+    pub line: Option<u32>,
     /// The field path, when known (`spec.containers[0].image`).
     pub field: Option<String>,
     /// What is wrong.
@@ -81,7 +81,7 @@ impl fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 impl LoadError {
-    fn new(origin: &str, document: Option<usize>, message: impl Into<String>) -> Self {
+    fn new(origin: &str, document: Option<u32>, message: impl Into<String>) -> Self {
         LoadError {
             origin: origin.to_string(),
             document,
@@ -92,6 +92,10 @@ impl LoadError {
             unsupported: false,
         }
     }
+}
+
+fn to_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// The outcome of loading one document (or one `List` item).
@@ -109,8 +113,8 @@ pub fn load_str(text: &str, origin: &str) -> Vec<DocResult> {
                 let mut out: Vec<DocResult> = Vec::new();
                 let doc = heads.len() + 1;
                 let mut err =
-                    LoadError::new(origin, Some(doc), clean_message(&e.to_string(), None));
-                err.line = e.location().map(|l| l.line());
+                    LoadError::new(origin, Some(to_u32(doc)), clean_message(&e.to_string(), None));
+                err.line = e.location().map(|l| to_u32(l.line()));
                 // Documents before the broken one still count.
                 out.extend(load_values(text, origin, &heads));
                 out.push(Err(err));
@@ -132,7 +136,7 @@ fn load_values(text: &str, origin: &str, heads: &[serde_yaml_ng::Value]) -> Vec<
         let Some(map) = head.as_mapping() else {
             out.push(Err(LoadError::new(
                 origin,
-                Some(document),
+                Some(to_u32(document)),
                 "a manifest must be a mapping with apiVersion and kind",
             )));
             continue;
@@ -146,7 +150,7 @@ fn load_values(text: &str, origin: &str, heads: &[serde_yaml_ng::Value]) -> Vec<
         let mut result = load_one(de, api_version.as_deref(), kind.as_deref(), |e| {
             let mut e = e;
             e.origin = origin.to_string();
-            e.document = Some(document);
+            e.document = Some(to_u32(document));
             e
         });
         if let Ok(ok) = &mut result {
@@ -160,12 +164,12 @@ fn load_values(text: &str, origin: &str, heads: &[serde_yaml_ng::Value]) -> Vec<
 
 fn load_list(origin: &str, document: usize, head: &serde_yaml_ng::Value) -> Vec<DocResult> {
     let Some(items) = head.get("items") else {
-        let mut e = LoadError::new(origin, Some(document), "Required value");
+        let mut e = LoadError::new(origin, Some(to_u32(document)), "Required value");
         e.field = Some("items".into());
         return vec![Err(e)];
     };
     let Some(items) = items.as_sequence() else {
-        let mut e = LoadError::new(origin, Some(document), "must be a list");
+        let mut e = LoadError::new(origin, Some(to_u32(document)), "must be a list");
         e.field = Some("items".into());
         return vec![Err(e)];
     };
@@ -178,8 +182,8 @@ fn load_list(origin: &str, document: usize, head: &serde_yaml_ng::Value) -> Vec<
             let mut r = load_one(item.clone(), api_version.as_deref(), kind.as_deref(), |e| {
                 let mut e = e;
                 e.origin = origin.to_string();
-                e.document = Some(document);
-                e.item = Some(idx);
+                e.document = Some(to_u32(document));
+                e.item = Some(to_u32(idx));
                 e
             });
             if let Ok(ok) = &mut r {
@@ -286,11 +290,27 @@ where
             let path = track.path().to_string();
             let field = (path != "." && !path.is_empty()).then_some(path);
             let mut err = LoadError::new("", None, clean_message(&e.to_string(), field.as_deref()));
-            err.line = e.line();
+            err.line = e.line().map(to_u32);
             err.field = field;
             Err(place(err))
         }
     }
+}
+
+/// Types one object already parsed as JSON (an API request body), with the same checks and
+/// warnings as a manifest file: `origin` names it in errors.
+pub fn load_json_value(value: serde_json::Value, origin: &str) -> DocResult {
+    let get = |k: &str| value.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let (api_version, kind) = (get("apiVersion"), get("kind"));
+    let mut r = load_one(value, api_version.as_deref(), kind.as_deref(), |mut e| {
+        e.origin = origin.to_string();
+        e
+    });
+    if let Ok(ok) = &mut r {
+        ok.origin = origin.to_string();
+        ok.document = 1;
+    }
+    r
 }
 
 /// A deserialize seed that builds the [`Object`] for a kind known to the table.
@@ -309,6 +329,13 @@ impl<'de> DeserializeSeed<'de> for TypedSeed {
 pub trait ErrorLocation {
     /// 1-based line, when the error knows it.
     fn line(&self) -> Option<usize>;
+}
+
+impl ErrorLocation for serde_json::Error {
+    fn line(&self) -> Option<usize> {
+        // A JSON value (not text) has no lines.
+        (self.line() > 0).then(|| self.line())
+    }
 }
 
 impl ErrorLocation for serde_yaml_ng::Error {

@@ -159,6 +159,19 @@ fn every_fixture_loads_or_is_rejected_clearly() {
                         }
                         _ => {}
                     }
+                    // Supported kinds validate, before and after defaulting.
+                    let mut defaulted = loaded.object.clone();
+                    kelp_shared::api::defaults::apply(&mut defaulted);
+                    for obj in [&loaded.object, &defaulted] {
+                        let errs = kelp_shared::api::validation::validate(obj);
+                        if !errs.is_empty() {
+                            failures.push(format!(
+                                "{}: {kind} is invalid: {}",
+                                row.path,
+                                kelp_shared::api::validation::aggregate(&errs)
+                            ));
+                        }
+                    }
                     // Typed objects survive JSON unchanged.
                     let json = loaded.object.to_json();
                     let back = kelp_shared::api::Object::from_json(kind, json.clone()).unwrap();

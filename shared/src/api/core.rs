@@ -260,6 +260,7 @@ pub struct ContainerPort {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvVar {
+    #[serde(default)]
     pub name: String,
     pub value: Option<String>,
     pub value_from: Option<EnvVarSource>,
@@ -340,7 +341,9 @@ pub struct ResourceRequirements {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeMount {
+    #[serde(default)]
     pub name: String,
+    #[serde(default)]
     pub mount_path: String,
     pub read_only: Option<bool>,
     pub recursive_read_only: Option<String>,
@@ -380,6 +383,7 @@ pub struct ExecAction {
 #[serde(rename_all = "camelCase")]
 pub struct HttpGetAction {
     pub path: Option<String>,
+    #[serde(default)]
     pub port: IntOrString,
     pub host: Option<String>,
     pub scheme: Option<String>,
@@ -400,6 +404,7 @@ pub struct HttpHeader {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TcpSocketAction {
+    #[serde(default)]
     pub port: IntOrString,
     pub host: Option<String>,
 }
@@ -518,12 +523,11 @@ pub struct Volume {
     pub image: Option<ImageVolumeSource>,
     pub ephemeral: Option<serde_json::Value>,
     pub csi: Option<serde_json::Value>,
-    pub local: Option<serde_json::Value>,
 }
 
 impl Volume {
-    /// The name of the volume source that is set (`"emptyDir"`, `"hostPath"`, ...), the
-    /// first one if several are.
+    /// The names of the volume sources that are set (`"emptyDir"`, `"hostPath"`, ...); a
+    /// valid volume has exactly one.
     pub fn source_names(&self) -> Vec<&'static str> {
         let mut set = Vec::new();
         let mut add = |present: bool, name: &'static str| {
@@ -545,7 +549,6 @@ impl Volume {
         add(self.image.is_some(), "image");
         add(self.ephemeral.is_some(), "ephemeral");
         add(self.csi.is_some(), "csi");
-        add(self.local.is_some(), "local");
         set
     }
 }
@@ -574,7 +577,9 @@ pub struct EmptyDirVolumeSource {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyToPath {
+    #[serde(default)]
     pub key: String,
+    #[serde(default)]
     pub path: String,
     pub mode: Option<i32>,
 }

@@ -16,6 +16,7 @@ pub mod networking;
 pub mod object;
 pub mod quantity;
 pub mod rbac;
+pub mod validation;
 
 pub use intstr::IntOrString;
 pub use kinds::KindInfo;

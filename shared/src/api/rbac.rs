@@ -50,8 +50,10 @@ pub struct AggregationRule {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Subject {
+    #[serde(default)]
     pub kind: String,
     pub api_group: Option<String>,
+    #[serde(default)]
     pub name: String,
     pub namespace: Option<String>,
 }
