@@ -1,1 +1,13 @@
 //! kelp-controller: store, API, scheduler, controllers, node hub and the `kelp` CLI.
+//!
+//! - [`store`]: the object store (redb), one revision counter, list-watch.
+//! - [`api`]: the Kubernetes-shaped HTTPS API, admission, access control.
+//! - [`cli`]: the kubectl-like commands.
+//! - [`config`]: the client config the server writes and the CLI reads.
+//! - [`server`]: `kelp server`: wires it all together.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod server;
+pub mod store;

@@ -1,0 +1,181 @@
+//! `kelp server`: the store, the API and (later) the scheduler, controllers, broker and
+//! local agent, in one process.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::api::{self, ApiState};
+use crate::config::ClientConfig;
+use crate::store::{Store, StoreOptions};
+
+/// Flags of `kelp server`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServerArgs {
+    /// Where the store, CA and keys live.
+    #[arg(long, default_value = "/var/lib/kelp")]
+    pub data_dir: PathBuf,
+    /// Address of the HTTPS API (port 0 picks a free port, printed at start).
+    #[arg(long, default_value = "0.0.0.0:6443")]
+    pub listen: SocketAddr,
+    /// Where to write the admin client config (mode 0600).
+    #[arg(long, default_value = crate::config::DEFAULT_CONFIG_PATH)]
+    pub write_config: PathBuf,
+    /// How many changes the in-memory log keeps for watches to resume from.
+    #[arg(long, default_value_t = 10_000)]
+    pub watch_log_capacity: usize,
+    /// How long the namespace controller waits between checks of a terminating namespace.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub namespace_resync: Duration,
+    /// Extra names or addresses for the serving certificate.
+    #[arg(long = "tls-san")]
+    pub tls_san: Vec<String>,
+}
+
+/// Parses `250ms`, `2s`, `1m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("invalid duration {s:?}: use ms, s or m")),
+    }
+}
+
+/// Runs the server until SIGTERM or SIGINT.
+pub fn main(args: ServerArgs) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KELP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(args))
+}
+
+fn load_or_create_token(dir: &Path) -> anyhow::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("admin.token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_string();
+        if !t.is_empty() {
+            return Ok(t);
+        }
+    }
+    let bytes: [u8; 32] = rand::random();
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(token.as_bytes())?;
+    f.sync_all()?;
+    Ok(token)
+}
+
+/// The async body of `kelp server`.
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+    let db = args.data_dir.join("store.redb");
+    let options = StoreOptions {
+        log_capacity: args.watch_log_capacity,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&db, options).map_err(|e| {
+        let text = e.to_string();
+        if text.contains("already open") || text.contains("lock") {
+            anyhow::anyhow!("data dir {} is in use by another kelp server", args.data_dir.display())
+        } else {
+            anyhow::anyhow!("cannot open the store {}: {text}", db.display())
+        }
+    })?;
+    let tls = api::tls::load_or_create(&args.data_dir, &args.tls_san)?;
+    let token = load_or_create_token(&args.data_dir)?;
+
+    let listener = std::net::TcpListener::bind(args.listen).map_err(|e| {
+        anyhow::anyhow!("cannot listen on {}: {e} (is another kelp server running?)", args.listen)
+    })?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    let host: IpAddr = if local.ip().is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        local.ip()
+    };
+    let url = format!("https://{}", SocketAddr::new(host, local.port()));
+    ClientConfig {
+        server: url.clone(),
+        certificate_authority: tls.ca_pem.clone(),
+        token: token.clone(),
+    }
+    .write(&args.write_config)?;
+
+    api::namespaces::ensure_system(&store).await?;
+    let state = ApiState::new(store.clone(), token);
+    let ns_task = tokio::spawn(api::namespaces::run(state.clone(), args.namespace_resync));
+
+    let handle = axum_server::Handle::new();
+    let shutdown = handle.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        shutdown.graceful_shutdown(Some(Duration::from_secs(5)));
+    });
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(tls.server_config.clone());
+    println!(
+        "kelp server listening on {url} (data dir {}, client config {})",
+        args.data_dir.display(),
+        args.write_config.display()
+    );
+    let app = api::router(state.clone());
+    axum_server::from_tcp_rustls(listener, config)?
+        .handle(handle)
+        .serve(app.into_make_service())
+        .await
+        .context("serving the API")?;
+    ns_task.abort();
+    drop(state);
+    store.close().await.context("closing the store")?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("fast").is_err());
+    }
+}
