@@ -101,7 +101,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let store = Store::open(&db, options).map_err(|e| {
         let text = e.to_string();
         if text.contains("already open") || text.contains("lock") {
-            anyhow::anyhow!("data dir {} is in use by another kelp server", args.data_dir.display())
+            anyhow::anyhow!(
+                "data dir {} is in use by another kelp server",
+                args.data_dir.display()
+            )
         } else {
             anyhow::anyhow!("cannot open the store {}: {text}", db.display())
         }
@@ -110,7 +113,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let token = load_or_create_token(&args.data_dir)?;
 
     let listener = std::net::TcpListener::bind(args.listen).map_err(|e| {
-        anyhow::anyhow!("cannot listen on {}: {e} (is another kelp server running?)", args.listen)
+        anyhow::anyhow!(
+            "cannot listen on {}: {e} (is another kelp server running?)",
+            args.listen
+        )
     })?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;

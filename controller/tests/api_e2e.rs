@@ -21,30 +21,56 @@ fn fails(o: &std::process::Output) -> String {
 #[test]
 fn seed_pod_lifecycle_with_the_cli() {
     let server = Server::start(&[]);
-    assert_eq!(ok(&server.kelp(&["create", "namespace", "luffy"])).trim(), "namespace/luffy created");
+    assert_eq!(
+        ok(&server.kelp(&["create", "namespace", "luffy"])).trim(),
+        "namespace/luffy created"
+    );
 
     let seed = common::seed_pod();
     let file = server.file("myblog.yaml", &seed);
-    assert_eq!(ok(&server.kelp(&["apply", "-f", &file])).trim(), "pod/myblog created");
-    assert_eq!(ok(&server.kelp(&["apply", "-f", &file])).trim(), "pod/myblog unchanged");
+    assert_eq!(
+        ok(&server.kelp(&["apply", "-f", &file])).trim(),
+        "pod/myblog created"
+    );
+    assert_eq!(
+        ok(&server.kelp(&["apply", "-f", &file])).trim(),
+        "pod/myblog unchanged"
+    );
 
     let new_image = seed.replace("myblog:v1", "myblog:v2");
     let file2 = server.file("myblog-v2.yaml", &new_image);
-    assert_eq!(ok(&server.kelp(&["apply", "-f", &file2])).trim(), "pod/myblog configured");
-    let live = server.http(true).get("/api/v1/namespaces/luffy/pods/myblog");
-    assert_eq!(live.body["spec"]["containers"][0]["image"], "192.168.136.10:5000/myblog:v2");
+    assert_eq!(
+        ok(&server.kelp(&["apply", "-f", &file2])).trim(),
+        "pod/myblog configured"
+    );
+    let live = server
+        .http(true)
+        .get("/api/v1/namespaces/luffy/pods/myblog");
+    assert_eq!(
+        live.body["spec"]["containers"][0]["image"],
+        "192.168.136.10:5000/myblog:v2"
+    );
 
     let new_port = new_image.replace("containerPort: 8002", "containerPort: 8003");
     let file3 = server.file("myblog-port.yaml", &new_port);
     let err = fails(&server.kelp(&["apply", "-f", &file3]));
-    assert!(err.contains("Forbidden: pod updates may not change fields other than"), "{err}");
+    assert!(
+        err.contains("Forbidden: pod updates may not change fields other than"),
+        "{err}"
+    );
 
     // The same name in `default` is another object.
     let in_default = seed.replace("  namespace: luffy\n", "");
     let file4 = server.file("myblog-default.yaml", &in_default);
-    assert_eq!(ok(&server.kelp(&["apply", "-f", &file4])).trim(), "pod/myblog created");
+    assert_eq!(
+        ok(&server.kelp(&["apply", "-f", &file4])).trim(),
+        "pod/myblog created"
+    );
     let err = fails(&server.kelp(&["create", "-f", &file]));
-    assert!(err.contains("AlreadyExists") && err.contains(r#"pods "myblog" already exists"#), "{err}");
+    assert!(
+        err.contains("AlreadyExists") && err.contains(r#"pods "myblog" already exists"#),
+        "{err}"
+    );
 
     // kubectl's columns, both pods Pending with no node.
     let table = ok(&server.kelp(&["get", "pods", "-A", "-o", "wide"]));
@@ -52,7 +78,20 @@ fn seed_pod_lifecycle_with_the_cli() {
     let header: Vec<&str> = lines[0].split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED", "NODE", "READINESS", "GATES"],
+        [
+            "NAMESPACE",
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "IP",
+            "NODE",
+            "NOMINATED",
+            "NODE",
+            "READINESS",
+            "GATES"
+        ],
         "{table}"
     );
     assert_eq!(lines.len(), 3, "{table}");
@@ -62,26 +101,55 @@ fn seed_pod_lifecycle_with_the_cli() {
         assert_eq!(cols[1], "myblog");
         assert_eq!(cols[2], "0/2");
         assert_eq!(cols[3], "Pending");
-        assert_eq!(cols[6..], ["<none>", "<none>", "<none>", "<none>"], "{table}");
+        assert_eq!(
+            cols[6..],
+            ["<none>", "<none>", "<none>", "<none>"],
+            "{table}"
+        );
     }
     // Short names work.
     assert!(ok(&server.kelp(&["get", "po", "-n", "luffy"])).contains("myblog"));
 
     // A bad manifest: 422 naming the field.
-    let bad = server.file("bad.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bad\nspec:\n  containers:\n  - name: c\n");
+    let bad = server.file(
+        "bad.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bad\nspec:\n  containers:\n  - name: c\n",
+    );
     let err = fails(&server.kelp(&["apply", "-f", &bad]));
-    assert!(err.contains("spec.containers[0].image: Required value"), "{err}");
+    assert!(
+        err.contains("spec.containers[0].image: Required value"),
+        "{err}"
+    );
 
     // Deleting luffy removes what it holds; kube-system may not be deleted.
     ok(&server.kelp(&["delete", "namespace", "luffy"]));
-    eventually(Duration::from_secs(20), "namespace luffy to disappear", || {
-        let r = server.http(true).get("/api/v1/namespaces/luffy");
-        (r.code == 404).then_some(())
-    });
-    assert_eq!(server.http(true).get("/api/v1/namespaces/luffy/pods/myblog").code, 404);
-    assert_eq!(server.http(true).get("/api/v1/namespaces/default/pods/myblog").code, 200);
+    eventually(
+        Duration::from_secs(20),
+        "namespace luffy to disappear",
+        || {
+            let r = server.http(true).get("/api/v1/namespaces/luffy");
+            (r.code == 404).then_some(())
+        },
+    );
+    assert_eq!(
+        server
+            .http(true)
+            .get("/api/v1/namespaces/luffy/pods/myblog")
+            .code,
+        404
+    );
+    assert_eq!(
+        server
+            .http(true)
+            .get("/api/v1/namespaces/default/pods/myblog")
+            .code,
+        200
+    );
     let err = fails(&server.kelp(&["delete", "namespace", "kube-system"]));
-    assert!(err.contains("Forbidden") || err.contains("forbidden"), "{err}");
+    assert!(
+        err.contains("Forbidden") || err.contains("forbidden"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -89,9 +157,17 @@ fn api_resources_lists_the_seed_table() {
     let server = Server::start(&[]);
     let out = ok(&server.kelp(&["api-resources"]));
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]);
+    assert_eq!(
+        header,
+        ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
+    );
     for (kind, api_version, namespaced, short) in [
-        ("ClusterRoleBinding", "rbac.authorization.k8s.io/v1", "false", ""),
+        (
+            "ClusterRoleBinding",
+            "rbac.authorization.k8s.io/v1",
+            "false",
+            "",
+        ),
         ("ClusterRole", "rbac.authorization.k8s.io/v1", "false", ""),
         ("ConfigMap", "v1", "true", "cm"),
         ("CronJob", "batch/v1", "true", "cj"),
@@ -126,7 +202,16 @@ fn api_resources_lists_the_seed_table() {
 fn every_route_needs_the_token() {
     let server = Server::start(&[]);
     let anon = server.http(false);
-    for path in ["/version", "/api", "/apis", "/api/v1", "/api/v1/pods", "/api/v1/namespaces/default/pods/x", "/apis/apps/v1/deployments", "/nonexistent"] {
+    for path in [
+        "/version",
+        "/api",
+        "/apis",
+        "/api/v1",
+        "/api/v1/pods",
+        "/api/v1/namespaces/default/pods/x",
+        "/apis/apps/v1/deployments",
+        "/nonexistent",
+    ] {
         for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
             let r = anon.request(method, path, Some(&json!({})), "application/json");
             assert_eq!(r.code, 401, "{method} {path}: {}", r.text);
@@ -142,14 +227,38 @@ fn watch_resumes_from_a_revision_and_410s_when_compacted() {
     let server = Server::start(&["--watch-log-capacity", "8"]);
     let http = server.http(true);
     let list = http.get("/api/v1/namespaces/default/configmaps");
-    let r0: u64 = list.body["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+    let r0: u64 = list.body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let cm = |name: &str, v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": v}});
-    assert_eq!(http.post("/api/v1/namespaces/default/configmaps", &cm("a", "1")).code, 201);
-    assert_eq!(http.post("/api/v1/namespaces/default/configmaps", &cm("b", "1")).code, 201);
-    assert_eq!(http.patch("/api/v1/namespaces/default/configmaps/a", &json!({"data": {"k": "2"}})).code, 200);
-    assert_eq!(http.delete("/api/v1/namespaces/default/configmaps/b").code, 200);
+    assert_eq!(
+        http.post("/api/v1/namespaces/default/configmaps", &cm("a", "1"))
+            .code,
+        201
+    );
+    assert_eq!(
+        http.post("/api/v1/namespaces/default/configmaps", &cm("b", "1"))
+            .code,
+        201
+    );
+    assert_eq!(
+        http.patch(
+            "/api/v1/namespaces/default/configmaps/a",
+            &json!({"data": {"k": "2"}})
+        )
+        .code,
+        200
+    );
+    assert_eq!(
+        http.delete("/api/v1/namespaces/default/configmaps/b").code,
+        200
+    );
 
-    let w = http.get(&format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={r0}&timeoutSeconds=1"));
+    let w = http.get(&format!(
+        "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={r0}&timeoutSeconds=1"
+    ));
     assert_eq!(w.code, 200, "{}", w.text);
     let events: Vec<(String, String, String)> = w
         .text
@@ -158,21 +267,50 @@ fn watch_resumes_from_a_revision_and_410s_when_compacted() {
             let v: Value = serde_json::from_str(l).unwrap();
             (
                 v["type"].as_str().unwrap().to_string(),
-                v["object"]["metadata"]["name"].as_str().unwrap().to_string(),
-                v["object"]["metadata"]["resourceVersion"].as_str().unwrap().to_string(),
+                v["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                v["object"]["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
             )
         })
         .collect();
-    let kinds: Vec<(&str, &str)> = events.iter().map(|(t, n, _)| (t.as_str(), n.as_str())).collect();
-    assert_eq!(kinds, [("ADDED", "a"), ("ADDED", "b"), ("MODIFIED", "a"), ("DELETED", "b")]);
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .map(|(t, n, _)| (t.as_str(), n.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("ADDED", "a"),
+            ("ADDED", "b"),
+            ("MODIFIED", "a"),
+            ("DELETED", "b")
+        ]
+    );
     let revs: Vec<u64> = events.iter().map(|(_, _, r)| r.parse().unwrap()).collect();
-    assert!(revs.windows(2).all(|w| w[0] < w[1]) && revs[0] > r0, "{revs:?}");
+    assert!(
+        revs.windows(2).all(|w| w[0] < w[1]) && revs[0] > r0,
+        "{revs:?}"
+    );
 
     // Push r0 out of the 8-entry log.
     for i in 0..12 {
-        assert_eq!(http.post("/api/v1/namespaces/default/configmaps", &cm(&format!("x{i}"), "1")).code, 201);
+        assert_eq!(
+            http.post(
+                "/api/v1/namespaces/default/configmaps",
+                &cm(&format!("x{i}"), "1")
+            )
+            .code,
+            201
+        );
     }
-    let gone = http.get(&format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={r0}"));
+    let gone = http.get(&format!(
+        "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={r0}"
+    ));
     assert_eq!(gone.code, 410, "{}", gone.text);
     assert_eq!(gone.body["kind"], "Status");
 }
@@ -190,9 +328,12 @@ fn writes_acknowledged_before_kill_9_survive_it() {
                 if stop.load(std::sync::atomic::Ordering::SeqCst) {
                     break;
                 }
-                let body = json!({"metadata": {"name": format!("cm-{i}")}, "data": {"i": i.to_string()}});
+                let body =
+                    json!({"metadata": {"name": format!("cm-{i}")}, "data": {"i": i.to_string()}});
                 let url = "/api/v1/namespaces/default/configmaps";
-                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| http.post(url, &body))) {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    http.post(url, &body)
+                })) {
                     Ok(r) if r.code == 201 => acked.lock().unwrap().push(i),
                     _ => break,
                 }
@@ -214,9 +355,19 @@ fn writes_acknowledged_before_kill_9_survive_it() {
         .iter()
         .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
         .collect();
-    let lost: Vec<_> = acked.iter().filter(|i| !names.contains(&format!("cm-{i}"))).collect();
-    assert!(lost.is_empty(), "{} acknowledged writes lost after kill -9: {lost:?}", lost.len());
-    println!("kill -9: {} acknowledged writes, all present after restart", acked.len());
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|i| !names.contains(&format!("cm-{i}")))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged writes lost after kill -9: {lost:?}",
+        lost.len()
+    );
+    println!(
+        "kill -9: {} acknowledged writes, all present after restart",
+        acked.len()
+    );
 }
 
 #[test]
@@ -224,7 +375,12 @@ fn port_and_data_dir_conflicts_are_one_clear_line() {
     let server = Server::start(&[]);
     let port = server.url.rsplit(':').next().unwrap().to_string();
     let out = std::process::Command::new(common::kelp_bin())
-        .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "server",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(server.dir.path().join("other"))
         .arg("--write-config")
         .arg(server.dir.path().join("other.yaml"))
@@ -232,7 +388,10 @@ fn port_and_data_dir_conflicts_are_one_clear_line() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
     let out = std::process::Command::new(common::kelp_bin())
         .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(server.data_dir())

@@ -112,8 +112,11 @@ pub fn load_str(text: &str, origin: &str) -> Vec<DocResult> {
             Err(e) => {
                 let mut out: Vec<DocResult> = Vec::new();
                 let doc = heads.len() + 1;
-                let mut err =
-                    LoadError::new(origin, Some(to_u32(doc)), clean_message(&e.to_string(), None));
+                let mut err = LoadError::new(
+                    origin,
+                    Some(to_u32(doc)),
+                    clean_message(&e.to_string(), None),
+                );
                 err.line = e.location().map(|l| to_u32(l.line()));
                 // Documents before the broken one still count.
                 out.extend(load_values(text, origin, &heads));

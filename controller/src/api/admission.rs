@@ -23,13 +23,8 @@ const ENFORCED_KINDS: &[&str] = &["Namespace", "ConfigMap", "Secret", "Event"];
 
 /// Pod fields the agent does not implement yet: `(field name, where)`. Later issues remove
 /// rows as they implement them.
-const UNSUPPORTED_VOLUME_SOURCES: &[&str] = &[
-    "persistentVolumeClaim",
-    "nfs",
-    "image",
-    "ephemeral",
-    "csi",
-];
+const UNSUPPORTED_VOLUME_SOURCES: &[&str] =
+    &["persistentVolumeClaim", "nfs", "image", "ephemeral", "csi"];
 
 /// A decoded, admitted object and the warnings to return with it.
 #[derive(Debug)]
@@ -44,7 +39,9 @@ pub struct Admitted {
 /// another kind or version, types it.
 pub fn decode(info: &KindInfo, mut body: Value) -> Result<(Object, Vec<String>), ApiError> {
     let Some(map) = body.as_object_mut() else {
-        return Err(ApiError::bad_request("the request body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
     };
     let want_version = info.api_version();
     match map.get("apiVersion").and_then(Value::as_str) {
@@ -71,7 +68,11 @@ pub fn decode(info: &KindInfo, mut body: Value) -> Result<(Object, Vec<String>),
         }
     }
     let loaded = manifest::load_json_value(body, "request body").map_err(|e| {
-        let field = e.field.clone().map(|f| format!("{f}: ")).unwrap_or_default();
+        let field = e
+            .field
+            .clone()
+            .map(|f| format!("{f}: "))
+            .unwrap_or_default();
         ApiError::bad_request(format!("{field}{}", e.message))
     })?;
     Ok((loaded.object, loaded.warnings))
@@ -112,11 +113,21 @@ pub fn admit(obj: &mut Object) -> Result<Vec<String>, ApiError> {
                 unsupported_pod_fields(spec, "spec", &mut errs);
             }
         }
-        Object::Deployment(o) => template_fields(o.spec.as_ref().and_then(|s| s.template.as_ref()), &mut errs),
-        Object::ReplicaSet(o) => template_fields(o.spec.as_ref().and_then(|s| s.template.as_ref()), &mut errs),
-        Object::DaemonSet(o) => template_fields(o.spec.as_ref().and_then(|s| s.template.as_ref()), &mut errs),
-        Object::StatefulSet(o) => template_fields(o.spec.as_ref().and_then(|s| s.template.as_ref()), &mut errs),
-        Object::Job(o) => template_fields(o.spec.as_ref().and_then(|s| s.template.as_ref()), &mut errs),
+        Object::Deployment(o) => {
+            template_fields(o.spec.as_ref().and_then(|s| s.template.as_ref()), &mut errs)
+        }
+        Object::ReplicaSet(o) => {
+            template_fields(o.spec.as_ref().and_then(|s| s.template.as_ref()), &mut errs)
+        }
+        Object::DaemonSet(o) => {
+            template_fields(o.spec.as_ref().and_then(|s| s.template.as_ref()), &mut errs)
+        }
+        Object::StatefulSet(o) => {
+            template_fields(o.spec.as_ref().and_then(|s| s.template.as_ref()), &mut errs)
+        }
+        Object::Job(o) => {
+            template_fields(o.spec.as_ref().and_then(|s| s.template.as_ref()), &mut errs)
+        }
         _ => {}
     }
     if !errs.is_empty() {
@@ -124,12 +135,19 @@ pub fn admit(obj: &mut Object) -> Result<Vec<String>, ApiError> {
     }
     let mut warnings = Vec::new();
     if !ENFORCED_KINDS.contains(&obj.kind()) {
-        warnings.push(format!("{} {:?}: {NOT_ENFORCED}", obj.kind(), obj.metadata().name()));
+        warnings.push(format!(
+            "{} {:?}: {NOT_ENFORCED}",
+            obj.kind(),
+            obj.metadata().name()
+        ));
     }
     Ok(warnings)
 }
 
-fn template_fields(t: Option<&kelp_shared::api::core::PodTemplateSpec>, errs: &mut Vec<FieldError>) {
+fn template_fields(
+    t: Option<&kelp_shared::api::core::PodTemplateSpec>,
+    errs: &mut Vec<FieldError>,
+) {
     if let Some(spec) = t.and_then(|t| t.spec.as_ref()) {
         unsupported_pod_fields(spec, "spec.template.spec", errs);
     }
@@ -155,7 +173,10 @@ fn unsupported_pod_fields(spec: &PodSpec, at: &str, errs: &mut Vec<FieldError>) 
     };
     flag(spec.ephemeral_containers.is_some(), "ephemeralContainers");
     flag(spec.resource_claims.is_some(), "resourceClaims");
-    flag(spec.topology_spread_constraints.is_some(), "topologySpreadConstraints");
+    flag(
+        spec.topology_spread_constraints.is_some(),
+        "topologySpreadConstraints",
+    );
     flag(spec.scheduling_gates.is_some(), "schedulingGates");
     flag(spec.runtime_class_name.is_some(), "runtimeClassName");
     flag(spec.host_users == Some(false), "hostUsers");
@@ -169,13 +190,23 @@ fn unsupported_pod_fields(spec: &PodSpec, at: &str, errs: &mut Vec<FieldError>) 
         .flatten()
         .enumerate()
         .map(|(i, c)| (format!("initContainers[{i}]"), c))
-        .chain(spec.containers.iter().enumerate().map(|(i, c)| (format!("containers[{i}]"), c)));
+        .chain(
+            spec.containers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("containers[{i}]"), c)),
+        );
     for (path, c) in containers {
         if c.volume_devices.is_some() {
             errs.push(not_yet(format!("{at}.{path}.volumeDevices")));
         }
-        if c.security_context.as_ref().is_some_and(|s| s.windows_options.is_some()) {
-            errs.push(not_yet(format!("{at}.{path}.securityContext.windowsOptions")));
+        if c.security_context
+            .as_ref()
+            .is_some_and(|s| s.windows_options.is_some())
+        {
+            errs.push(not_yet(format!(
+                "{at}.{path}.securityContext.windowsOptions"
+            )));
         }
     }
 }
@@ -249,16 +280,28 @@ mod tests {
     fn a_valid_pod_is_defaulted_and_warned_about() {
         let (obj, w) = admit_json(pod(json!({"metadata": {"colour": "red"}}))).unwrap();
         assert_eq!(obj.to_json()["spec"]["restartPolicy"], "Always");
-        assert!(w.iter().any(|w| w.contains("unknown field \"metadata.colour\"")), "{w:?}");
+        assert!(
+            w.iter()
+                .any(|w| w.contains("unknown field \"metadata.colour\"")),
+            "{w:?}"
+        );
         assert!(w.iter().any(|w| w.contains(NOT_ENFORCED)), "{w:?}");
     }
 
     #[test]
     fn invalid_pods_get_422_with_causes() {
-        let e = admit_json(pod(json!({"spec": {"containers": [{"name": "c", "image": null}]}}))).unwrap_err();
+        let e = admit_json(pod(
+            json!({"spec": {"containers": [{"name": "c", "image": null}]}}),
+        ))
+        .unwrap_err();
         assert_eq!(e.code, 422);
         assert_eq!(e.causes[0].field, "spec.containers[0].image");
-        assert!(e.message.contains("spec.containers[0].image: Required value"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("spec.containers[0].image: Required value"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -266,7 +309,9 @@ mod tests {
         let e = admit_json(pod(json!({"spec": {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "x"}}]}}))).unwrap_err();
         assert_eq!(e.code, 422);
         assert!(
-            e.message.contains("spec.volumes[0].persistentVolumeClaim: Forbidden: not supported by kelp yet"),
+            e.message.contains(
+                "spec.volumes[0].persistentVolumeClaim: Forbidden: not supported by kelp yet"
+            ),
             "{}",
             e.message
         );
@@ -274,25 +319,48 @@ mod tests {
 
     #[test]
     fn wrong_kind_or_version_in_body_is_400() {
-        let e = decode(kinds::by_kind("Pod").unwrap(), json!({"apiVersion": "apps/v1", "kind": "Pod"})).unwrap_err();
+        let e = decode(
+            kinds::by_kind("Pod").unwrap(),
+            json!({"apiVersion": "apps/v1", "kind": "Pod"}),
+        )
+        .unwrap_err();
         assert_eq!(e.code, 400);
         let e = decode(kinds::by_kind("Pod").unwrap(), json!({"kind": "Service"})).unwrap_err();
         assert_eq!(e.code, 400);
-        let e = decode(kinds::by_kind("Pod").unwrap(), json!({"spec": {"containers": "x"}})).unwrap_err();
-        assert!(e.message.starts_with("spec.containers: invalid type"), "{}", e.message);
+        let e = decode(
+            kinds::by_kind("Pod").unwrap(),
+            json!({"spec": {"containers": "x"}}),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.starts_with("spec.containers: invalid type"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn pod_updates_follow_kubernetes_rules() {
-        let (Object::Pod(old), _) = admit_json(pod(json!({}))).unwrap() else { unreachable!() };
+        let (Object::Pod(old), _) = admit_json(pod(json!({}))).unwrap() else {
+            unreachable!()
+        };
         let mut new = old.clone();
         new.spec.as_mut().unwrap().containers[0].image = Some("busybox:1.37".into());
         new.spec.as_mut().unwrap().node_name = Some("pi-1".into());
         check_pod_update(&old, &new).unwrap();
         let mut bad = old.clone();
-        bad.spec.as_mut().unwrap().containers[0].ports.as_mut().unwrap()[0].container_port = 81;
+        bad.spec.as_mut().unwrap().containers[0]
+            .ports
+            .as_mut()
+            .unwrap()[0]
+            .container_port = 81;
         let e = check_pod_update(&old, &bad).unwrap_err();
         assert_eq!(e.code, 422);
-        assert!(e.message.contains("Forbidden: pod updates may not change fields other than"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("Forbidden: pod updates may not change fields other than"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -5,7 +5,9 @@ use serde_json::{json, Value};
 use kelp_shared::api::kinds::{KindInfo, KINDS};
 
 /// The verbs every kelp resource serves.
-const VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
+const VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
 
 /// `/version`.
 pub fn version() -> Value {
@@ -54,7 +56,11 @@ pub fn group_list() -> Value {
     let groups: Vec<Value> = groups()
         .into_iter()
         .map(|g| {
-            let version = KINDS.iter().find(|k| k.group == g).map(|k| k.version).unwrap_or("v1");
+            let version = KINDS
+                .iter()
+                .find(|k| k.group == g)
+                .map(|k| k.version)
+                .unwrap_or("v1");
             let gv = json!({"groupVersion": format!("{g}/{version}"), "version": version});
             json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
         })
@@ -80,7 +86,10 @@ fn resource(k: &KindInfo) -> Value {
 /// `status` subresources.
 pub fn resource_list(group: &str, version: &str) -> Value {
     let mut resources = Vec::new();
-    for k in KINDS.iter().filter(|k| k.group == group && k.version == version) {
+    for k in KINDS
+        .iter()
+        .filter(|k| k.group == group && k.version == version)
+    {
         resources.push(resource(k));
         resources.push(json!({
             "name": format!("{}/status", k.plural),
@@ -105,13 +114,40 @@ mod tests {
     #[test]
     fn discovery_covers_the_kind_table() {
         let core = resource_list("", "v1");
-        let names: Vec<&str> = core["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
-        assert!(names.contains(&"pods") && names.contains(&"pods/status") && names.contains(&"namespaces"));
+        let names: Vec<&str> = core["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"pods")
+                && names.contains(&"pods/status")
+                && names.contains(&"namespaces")
+        );
         let groups = group_list();
-        let g: Vec<&str> = groups["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
-        assert_eq!(g, ["apps", "batch", "networking.k8s.io", "rbac.authorization.k8s.io"]);
+        let g: Vec<&str> = groups["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            g,
+            [
+                "apps",
+                "batch",
+                "networking.k8s.io",
+                "rbac.authorization.k8s.io"
+            ]
+        );
         let apps = resource_list("apps", "v1");
-        let deploy = apps["resources"].as_array().unwrap().iter().find(|r| r["name"] == "deployments").unwrap();
+        let deploy = apps["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "deployments")
+            .unwrap();
         assert_eq!(deploy["shortNames"][0], "deploy");
         assert_eq!(deploy["namespaced"], true);
     }

@@ -19,7 +19,7 @@ use super::routes::{Query, Route};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::{with_warnings, ApiState};
-use crate::store::{Durability, EventType, Key, Revision, Stored, StoreError};
+use crate::store::{Durability, EventType, Key, Revision, StoreError, Stored};
 
 /// One parsed request.
 pub struct Request {
@@ -53,11 +53,16 @@ async fn dispatch(state: &Arc<ApiState>, req: Request) -> Result<Response> {
     let method = req.method.clone();
     match (&req.route, &method) {
         (Route::Version, &Method::GET) => Ok(json_response(StatusCode::OK, &discovery::version())),
-        (Route::CoreVersions, &Method::GET) => Ok(json_response(StatusCode::OK, &discovery::core_versions())),
-        (Route::Groups, &Method::GET) => Ok(json_response(StatusCode::OK, &discovery::group_list())),
-        (Route::Resources { group, version }, &Method::GET) => {
-            Ok(json_response(StatusCode::OK, &discovery::resource_list(group, version)))
+        (Route::CoreVersions, &Method::GET) => {
+            Ok(json_response(StatusCode::OK, &discovery::core_versions()))
         }
+        (Route::Groups, &Method::GET) => {
+            Ok(json_response(StatusCode::OK, &discovery::group_list()))
+        }
+        (Route::Resources { group, version }, &Method::GET) => Ok(json_response(
+            StatusCode::OK,
+            &discovery::resource_list(group, version),
+        )),
         (Route::Collection { info, namespace }, &Method::GET) => {
             if req.query.watch {
                 watch(state, info, namespace.as_deref(), &req.query).await
@@ -68,7 +73,15 @@ async fn dispatch(state: &Arc<ApiState>, req: Request) -> Result<Response> {
         (Route::Collection { info, namespace }, &Method::POST) => {
             create(state, info, namespace.as_deref(), &req.body).await
         }
-        (Route::Object { info, namespace, name, subresource }, m) => {
+        (
+            Route::Object {
+                info,
+                namespace,
+                name,
+                subresource,
+            },
+            m,
+        ) => {
             let key = Key::new(info.kind, namespace.as_deref().unwrap_or(""), name);
             let status_only = subresource.is_some();
             match *m {
@@ -82,16 +95,23 @@ async fn dispatch(state: &Arc<ApiState>, req: Request) -> Result<Response> {
                 _ => Err(ApiError::method_not_allowed(m.as_str(), &key.to_string())),
             }
         }
-        (route, m) => Err(ApiError::method_not_allowed(m.as_str(), &format!("{route:?}"))),
+        (route, m) => Err(ApiError::method_not_allowed(
+            m.as_str(),
+            &format!("{route:?}"),
+        )),
     }
 }
 
 fn parse_body(body: &Bytes) -> Result<Value> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
 }
 
 fn get(state: &ApiState, key: &Key) -> Result<Response> {
-    let stored = state.store.get(key).ok_or_else(|| ApiError::not_found(key))?;
+    let stored = state
+        .store
+        .get(key)
+        .ok_or_else(|| ApiError::not_found(key))?;
     Ok(json_response(StatusCode::OK, &stored.object))
 }
 
@@ -111,7 +131,9 @@ impl Filter {
     }
 
     fn matches(&self, s: &Stored) -> bool {
-        self.namespace.as_deref().is_none_or(|ns| s.key.namespace == ns)
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| s.key.namespace == ns)
             && self.labels.matches(&s.object)
             && self.fields.matches(&s.object)
     }
@@ -147,11 +169,19 @@ fn event_line(t: EventType, object: &Value) -> Bytes {
     Bytes::from(line)
 }
 
-async fn watch(state: &ApiState, info: &'static KindInfo, namespace: Option<&str>, q: &Query) -> Result<Response> {
+async fn watch(
+    state: &ApiState,
+    info: &'static KindInfo,
+    namespace: Option<&str>,
+    q: &Query,
+) -> Result<Response> {
     let filter = Filter::new(namespace, q)?;
     let requested: Option<Revision> = match q.resource_version.as_deref() {
         None | Some("") | Some("0") => None,
-        Some(v) => Some(v.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {v:?}")))?),
+        Some(v) => Some(
+            v.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {v:?}")))?,
+        ),
     };
     // Without a revision, a watch starts with the current state as ADDED events.
     let (initial, from) = match requested {
@@ -166,32 +196,38 @@ async fn watch(state: &ApiState, info: &'static KindInfo, namespace: Option<&str
             (lines, rev)
         }
     };
-    let watch = state.store.watch(Some(info.kind), from).map_err(ApiError::from)?;
-    let deadline = q.timeout_seconds.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    let watch = state
+        .store
+        .watch(Some(info.kind), from)
+        .map_err(ApiError::from)?;
+    let deadline = q
+        .timeout_seconds
+        .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let initial = futures_util::stream::iter(initial.into_iter().map(Ok::<_, std::io::Error>));
-    let live = futures_util::stream::unfold((watch, filter), move |(mut watch, filter)| async move {
-        loop {
-            let next = match deadline {
-                Some(d) => match tokio::time::timeout_at(d, watch.next()).await {
-                    Ok(n) => n,
-                    Err(_) => return None,
-                },
-                None => watch.next().await,
-            };
-            let ev = next?;
-            if filter.matches(&ev.object) {
-                let line = event_line(ev.event_type, &ev.object.object);
-                return Some((Ok::<_, std::io::Error>(line), (watch, filter)));
+    let live =
+        futures_util::stream::unfold((watch, filter), move |(mut watch, filter)| async move {
+            loop {
+                let next = match deadline {
+                    Some(d) => match tokio::time::timeout_at(d, watch.next()).await {
+                        Ok(n) => n,
+                        Err(_) => return None,
+                    },
+                    None => watch.next().await,
+                };
+                let ev = next?;
+                if filter.matches(&ev.object) {
+                    let line = event_line(ev.event_type, &ev.object.object);
+                    return Some((Ok::<_, std::io::Error>(line), (watch, filter)));
+                }
             }
-        }
-    });
+        });
     let body = Body::from_stream(futures_util::StreamExt::chain(initial, live));
-    Ok(Response::builder()
+    Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "application/json")
         .header("transfer-encoding", "chunked")
         .body(body)
-        .map_err(|e| ApiError::internal(e.to_string()))?)
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// Whether `namespace` exists and accepts new objects.
@@ -214,13 +250,21 @@ fn random_suffix() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// The QoS class Kubernetes gives a pod.
 fn qos_class(pod: &Pod) -> &'static str {
-    let Some(spec) = &pod.spec else { return "BestEffort" };
-    let containers: Vec<_> = spec.containers.iter().chain(spec.init_containers.iter().flatten()).collect();
+    let Some(spec) = &pod.spec else {
+        return "BestEffort";
+    };
+    let containers: Vec<_> = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .collect();
     let mut any = false;
     let mut guaranteed = true;
     for c in &containers {
@@ -247,9 +291,17 @@ fn qos_class(pod: &Pod) -> &'static str {
     }
 }
 
-async fn create(state: &ApiState, info: &'static KindInfo, namespace: Option<&str>, body: &Bytes) -> Result<Response> {
+async fn create(
+    state: &ApiState,
+    info: &'static KindInfo,
+    namespace: Option<&str>,
+    body: &Bytes,
+) -> Result<Response> {
     if info.namespaced && namespace.is_none() {
-        return Err(ApiError::method_not_allowed("POST", &format!("{} across all namespaces", info.plural)));
+        return Err(ApiError::method_not_allowed(
+            "POST",
+            &format!("{} across all namespaces", info.plural),
+        ));
     }
     let (mut obj, mut warnings) = admission::decode(info, parse_body(body)?)?;
     {
@@ -290,8 +342,14 @@ async fn create(state: &ApiState, info: &'static KindInfo, namespace: Option<&st
         check_namespace(state, info, ns)?;
     }
     let key = Key::new(info.kind, namespace.unwrap_or(""), obj.metadata().name());
-    let stored = state.store.create(key, obj.to_json(), Durability::Durable).await?;
-    Ok(with_warnings(json_response(StatusCode::CREATED, &stored.object), &warnings))
+    let stored = state
+        .store
+        .create(key, obj.to_json(), Durability::Durable)
+        .await?;
+    Ok(with_warnings(
+        json_response(StatusCode::CREATED, &stored.object),
+        &warnings,
+    ))
 }
 
 /// Whether deleting this object must wait (finalizers, a pod on a node).
@@ -300,18 +358,40 @@ fn must_wait(kind: &str, obj: &Value) -> bool {
         .pointer("/metadata/finalizers")
         .and_then(Value::as_array)
         .is_some_and(|f| !f.is_empty());
-    let bound_pod = kind == "Pod" && obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    let bound_pod = kind == "Pod"
+        && obj
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
     finalizers || bound_pod || kind == "Namespace"
 }
 
-async fn update(state: &ApiState, info: &'static KindInfo, key: &Key, body: Value, status_only: bool) -> Result<Response> {
-    let expected: Option<Revision> = match body.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+async fn update(
+    state: &ApiState,
+    info: &'static KindInfo,
+    key: &Key,
+    body: Value,
+    status_only: bool,
+) -> Result<Response> {
+    let expected: Option<Revision> = match body
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+    {
         None | Some("") => None,
-        Some(v) => Some(v.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {v:?}")))?),
+        Some(v) => Some(
+            v.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {v:?}")))?,
+        ),
     };
-    let live = state.store.get(key).ok_or_else(|| ApiError::not_found(key))?;
+    let live = state
+        .store
+        .get(key)
+        .ok_or_else(|| ApiError::not_found(key))?;
     let (stored, warnings) = replace(state, info, key, &live, body, expected, status_only).await?;
-    Ok(with_warnings(json_response(StatusCode::OK, &stored.object), &warnings))
+    Ok(with_warnings(
+        json_response(StatusCode::OK, &stored.object),
+        &warnings,
+    ))
 }
 
 /// Replaces `live` with `body`, keeping what a client may not change; finishes a deletion
@@ -349,8 +429,8 @@ async fn replace(
         }
         {
             let m = obj.metadata_mut();
-            let lm: kelp_shared::api::ObjectMeta =
-                serde_json::from_value(old["metadata"].clone()).map_err(|e| ApiError::internal(e.to_string()))?;
+            let lm: kelp_shared::api::ObjectMeta = serde_json::from_value(old["metadata"].clone())
+                .map_err(|e| ApiError::internal(e.to_string()))?;
             m.namespace = lm.namespace;
             m.uid = lm.uid;
             m.creation_timestamp = lm.creation_timestamp;
@@ -360,7 +440,9 @@ async fn replace(
             m.resource_version = None;
         }
         warnings.extend(admission::admit(&mut obj)?);
-        if let (Object::Pod(new_pod), Ok(Object::Pod(old_pod))) = (&obj, Object::from_json("Pod", old.clone())) {
+        if let (Object::Pod(new_pod), Ok(Object::Pod(old_pod))) =
+            (&obj, Object::from_json("Pod", old.clone()))
+        {
             admission::check_pod_update(&old_pod, new_pod)?;
         }
         let mut v = obj.to_json();
@@ -372,7 +454,10 @@ async fn replace(
             }
         }
         if v.get("spec") != old.get("spec") {
-            let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            let g = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             v["metadata"]["generation"] = json!(g + 1);
         }
         v
@@ -384,11 +469,20 @@ async fn replace(
         return Ok((live.clone(), warnings));
     }
     let expected = expected.or(Some(live.revision));
-    let stored = state.store.update(key.clone(), new_json, expected, Durability::Durable).await?;
+    let stored = state
+        .store
+        .update(key.clone(), new_json, expected, Durability::Durable)
+        .await?;
     // A deletion waiting only on finalizers ends when the last one goes.
-    let deleting = stored.object.pointer("/metadata/deletionTimestamp").is_some();
+    let deleting = stored
+        .object
+        .pointer("/metadata/deletionTimestamp")
+        .is_some();
     if deleting && key.kind != "Namespace" && !must_wait(&key.kind, &stored.object) {
-        let gone = state.store.delete(key.clone(), Some(stored.revision), Durability::Durable).await?;
+        let gone = state
+            .store
+            .delete(key.clone(), Some(stored.revision), Durability::Durable)
+            .await?;
         return Ok((gone, warnings));
     }
     Ok((stored, warnings))
@@ -402,7 +496,13 @@ fn strip_rv(v: &Value) -> Value {
     v
 }
 
-async fn patch(state: &ApiState, info: &'static KindInfo, key: &Key, req: &Request, status_only: bool) -> Result<Response> {
+async fn patch(
+    state: &ApiState,
+    info: &'static KindInfo,
+    key: &Key,
+    req: &Request,
+    status_only: bool,
+) -> Result<Response> {
     let ct = req.content_type.split(';').next().unwrap_or("").trim();
     if ct != "application/merge-patch+json" && ct != "application/json" {
         return Err(ApiError::unsupported_media_type(ct));
@@ -410,35 +510,65 @@ async fn patch(state: &ApiState, info: &'static KindInfo, key: &Key, req: &Reque
     let patch = parse_body(&req.body)?;
     // Retry on conflicts with writers between our read and our write, as the API server does.
     for _ in 0..5 {
-        let live = state.store.get(key).ok_or_else(|| ApiError::not_found(key))?;
+        let live = state
+            .store
+            .get(key)
+            .ok_or_else(|| ApiError::not_found(key))?;
         let mut doc = (*live.object).clone();
         json_patch::merge(&mut doc, &patch);
-        let expected = match patch.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
-            Some(v) => Some(v.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {v:?}")))?),
+        let expected = match patch
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+        {
+            Some(v) => Some(
+                v.parse()
+                    .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {v:?}")))?,
+            ),
             None => Some(live.revision),
         };
         match replace(state, info, key, &live, doc, expected, status_only).await {
-            Err(e) if e.reason == "Conflict" && patch.pointer("/metadata/resourceVersion").is_none() => continue,
+            Err(e)
+                if e.reason == "Conflict"
+                    && patch.pointer("/metadata/resourceVersion").is_none() =>
+            {
+                continue
+            }
             Err(e) => return Err(e),
             Ok((stored, warnings)) => {
-                return Ok(with_warnings(json_response(StatusCode::OK, &stored.object), &warnings));
+                return Ok(with_warnings(
+                    json_response(StatusCode::OK, &stored.object),
+                    &warnings,
+                ));
             }
         }
     }
-    Err(ApiError::conflict(key, "too many concurrent writers; try again"))
+    Err(ApiError::conflict(
+        key,
+        "too many concurrent writers; try again",
+    ))
 }
 
 async fn delete(state: &ApiState, key: &Key, req: &Request) -> Result<Response> {
-    let options: Value = if req.body.is_empty() { json!({}) } else { parse_body(&req.body)? };
+    let options: Value = if req.body.is_empty() {
+        json!({})
+    } else {
+        parse_body(&req.body)?
+    };
     let grace = req
         .query
         .grace_period_seconds
         .or_else(|| options.get("gracePeriodSeconds").and_then(Value::as_i64));
     if key.kind == "Namespace" && namespaces::SYSTEM.contains(&key.name.as_str()) {
-        return Err(ApiError::forbidden(key, "this namespace may not be deleted"));
+        return Err(ApiError::forbidden(
+            key,
+            "this namespace may not be deleted",
+        ));
     }
     loop {
-        let live = state.store.get(key).ok_or_else(|| ApiError::not_found(key))?;
+        let live = state
+            .store
+            .get(key)
+            .ok_or_else(|| ApiError::not_found(key))?;
         let force = grace == Some(0) && key.kind == "Pod";
         let result = if must_wait(&key.kind, &live.object) && !force {
             if live.object.pointer("/metadata/deletionTimestamp").is_some() {
@@ -448,16 +578,25 @@ async fn delete(state: &ApiState, key: &Key, req: &Request) -> Result<Response> 
             v["metadata"]["deletionTimestamp"] = json!(Time::now().to_string());
             if key.kind == "Pod" {
                 let g = grace
-                    .or_else(|| v.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+                    .or_else(|| {
+                        v.pointer("/spec/terminationGracePeriodSeconds")
+                            .and_then(Value::as_i64)
+                    })
                     .unwrap_or(30);
                 v["metadata"]["deletionGracePeriodSeconds"] = json!(g);
             }
             if key.kind == "Namespace" {
                 v["status"]["phase"] = json!("Terminating");
             }
-            state.store.update(key.clone(), v, Some(live.revision), Durability::Durable).await
+            state
+                .store
+                .update(key.clone(), v, Some(live.revision), Durability::Durable)
+                .await
         } else {
-            state.store.delete(key.clone(), Some(live.revision), Durability::Durable).await
+            state
+                .store
+                .delete(key.clone(), Some(live.revision), Durability::Durable)
+                .await
         };
         match result {
             Ok(stored) => {
@@ -473,7 +612,10 @@ async fn delete(state: &ApiState, key: &Key, req: &Request) -> Result<Response> 
 }
 
 /// Deletes one object as a `DELETE` without options would: used by the namespace controller.
-pub(crate) async fn delete_object(state: &ApiState, key: &Key) -> std::result::Result<(), ApiError> {
+pub(crate) async fn delete_object(
+    state: &ApiState,
+    key: &Key,
+) -> std::result::Result<(), ApiError> {
     let req = Request {
         method: Method::DELETE,
         route: Route::Version,

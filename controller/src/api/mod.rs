@@ -98,7 +98,15 @@ pub fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
     for w in warnings {
         let text: String = w
             .chars()
-            .map(|c| if c == '"' { '\'' } else if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+            .map(|c| {
+                if c == '"' {
+                    '\''
+                } else if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
             .collect();
         if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{text}\"")) {
             resp.headers_mut().append("warning", v);

@@ -69,7 +69,9 @@ async fn finish(state: &ApiState, namespace: &str) -> Result<(), String> {
         let (items, _) = state.store.list(info.kind, Some(namespace));
         for item in &items {
             if item.object.pointer("/metadata/deletionTimestamp").is_none() {
-                delete_object(state, &item.key).await.map_err(|e| e.to_string())?;
+                delete_object(state, &item.key)
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
         }
         let (left, _) = state.store.list(info.kind, Some(namespace));
@@ -78,16 +80,25 @@ async fn finish(state: &ApiState, namespace: &str) -> Result<(), String> {
         }
     }
     let key = Key::new("Namespace", "", namespace);
-    let Some(live) = state.store.get(&key) else { return Ok(()) };
+    let Some(live) = state.store.get(&key) else {
+        return Ok(());
+    };
     if remaining.is_empty() {
-        return match state.store.delete(key, Some(live.revision), Durability::Durable).await {
+        return match state
+            .store
+            .delete(key, Some(live.revision), Durability::Durable)
+            .await
+        {
             Ok(_) | Err(StoreError::NotFound(_)) | Err(StoreError::Conflict { .. }) => Ok(()),
             Err(e) => Err(e.to_string()),
         };
     }
     // Say what we wait for, as Kubernetes' NamespaceContentRemaining condition does.
     let names: Vec<String> = remaining.iter().map(|(p, _)| p.clone()).collect();
-    let counts: Vec<String> = remaining.iter().map(|(p, n)| format!("{p} has {n} resource instances")).collect();
+    let counts: Vec<String> = remaining
+        .iter()
+        .map(|(p, n)| format!("{p} has {n} resource instances"))
+        .collect();
     let condition = json!({
         "type": "NamespaceContentRemaining",
         "status": "True",
@@ -102,7 +113,11 @@ async fn finish(state: &ApiState, namespace: &str) -> Result<(), String> {
     }
     v["status"]["conditions"] = json!([condition]);
     tracing::debug!(namespace, waiting_for = ?names, "namespace still has content");
-    match state.store.update(key, v, Some(live.revision), Durability::Durable).await {
+    match state
+        .store
+        .update(key, v, Some(live.revision), Durability::Durable)
+        .await
+    {
         Ok(_) | Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound(_)) => Ok(()),
         Err(e) => Err(e.to_string()),
     }

@@ -95,7 +95,9 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
                 namespace: Some(ns.to_string()),
             })
         }
-        ["namespaces", ns, plural, name] => object(scoped(kind(plural)?, Some(ns))?, Some(ns), name, None),
+        ["namespaces", ns, plural, name] => {
+            object(scoped(kind(plural)?, Some(ns))?, Some(ns), name, None)
+        }
         ["namespaces", ns, plural, name, sub] => {
             object(scoped(kind(plural)?, Some(ns))?, Some(ns), name, Some(sub))
         }
@@ -190,7 +192,9 @@ mod tests {
     fn info(r: &Route) -> (&'static str, Option<String>) {
         match r {
             Route::Collection { info, namespace } => (info.kind, namespace.clone()),
-            Route::Object { info, namespace, .. } => (info.kind, namespace.clone()),
+            Route::Object {
+                info, namespace, ..
+            } => (info.kind, namespace.clone()),
             _ => ("", None),
         }
     }
@@ -200,25 +204,54 @@ mod tests {
         assert_eq!(parse("/version").unwrap(), Route::Version);
         assert_eq!(parse("/api").unwrap(), Route::CoreVersions);
         assert_eq!(parse("/apis").unwrap(), Route::Groups);
-        assert!(matches!(parse("/apis/apps/v1").unwrap(), Route::Resources { .. }));
+        assert!(matches!(
+            parse("/apis/apps/v1").unwrap(),
+            Route::Resources { .. }
+        ));
         assert_eq!(info(&parse("/api/v1/pods").unwrap()), ("Pod", None));
-        assert_eq!(info(&parse("/api/v1/namespaces/luffy/pods").unwrap()), ("Pod", Some("luffy".into())));
-        assert_eq!(info(&parse("/api/v1/namespaces/luffy").unwrap()), ("Namespace", None));
-        assert_eq!(info(&parse("/api/v1/namespaces").unwrap()), ("Namespace", None));
-        assert_eq!(info(&parse("/apis/apps/v1/namespaces/x/deployments/web").unwrap()), ("Deployment", Some("x".into())));
+        assert_eq!(
+            info(&parse("/api/v1/namespaces/luffy/pods").unwrap()),
+            ("Pod", Some("luffy".into()))
+        );
+        assert_eq!(
+            info(&parse("/api/v1/namespaces/luffy").unwrap()),
+            ("Namespace", None)
+        );
+        assert_eq!(
+            info(&parse("/api/v1/namespaces").unwrap()),
+            ("Namespace", None)
+        );
+        assert_eq!(
+            info(&parse("/apis/apps/v1/namespaces/x/deployments/web").unwrap()),
+            ("Deployment", Some("x".into()))
+        );
         assert!(matches!(
             parse("/api/v1/namespaces/x/pods/p/status").unwrap(),
             Route::Object { subresource: Some(ref s), .. } if s == "status"
         ));
         assert!(matches!(
             parse("/api/v1/nodes/pi-1/status").unwrap(),
-            Route::Object { subresource: Some(_), .. }
+            Route::Object {
+                subresource: Some(_),
+                ..
+            }
         ));
         assert!(matches!(
             parse("/api/v1/namespaces/luffy/status").unwrap(),
-            Route::Object { subresource: Some(_), .. }
+            Route::Object {
+                subresource: Some(_),
+                ..
+            }
         ));
-        for bad in ["/api/v2/pods", "/apis/apps/v1/pods/x", "/api/v1/widgets", "/api/v1/namespaces/x/nodes", "/apis/apps/v1beta1/deployments", "/healthz/x/y", "/api/v1/namespaces/x/pods/p/exec"] {
+        for bad in [
+            "/api/v2/pods",
+            "/apis/apps/v1/pods/x",
+            "/api/v1/widgets",
+            "/api/v1/namespaces/x/nodes",
+            "/apis/apps/v1beta1/deployments",
+            "/healthz/x/y",
+            "/api/v1/namespaces/x/pods/p/exec",
+        ] {
             assert_eq!(parse(bad).unwrap_err().code, 404, "{bad}");
         }
     }

@@ -42,7 +42,11 @@ fn set_values(rest: &str, whole: &str) -> Result<Vec<String>, ApiError> {
     let inner = rest
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| ApiError::bad_request(format!("unable to parse requirement: {whole:?}: values must be in parentheses")))?;
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unable to parse requirement: {whole:?}: values must be in parentheses"
+            ))
+        })?;
     Ok(inner
         .split(',')
         .map(|v| v.trim().to_string())
@@ -110,6 +114,12 @@ const FIELDS: &[(&str, &str)] = &[
     ("metadata.namespace", "/metadata/namespace"),
     ("spec.nodeName", "/spec/nodeName"),
     ("status.phase", "/status/phase"),
+    ("involvedObject.kind", "/involvedObject/kind"),
+    ("involvedObject.name", "/involvedObject/name"),
+    ("involvedObject.namespace", "/involvedObject/namespace"),
+    ("involvedObject.uid", "/involvedObject/uid"),
+    ("reason", "/reason"),
+    ("type", "/type"),
 ];
 
 impl FieldSelector {
@@ -127,12 +137,14 @@ impl FieldSelector {
             } else if let Some((f, v)) = p.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(ApiError::bad_request(format!("invalid selector: {p:?}; can't understand it")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: {p:?}; can't understand it"
+                )));
             };
             let field = field.trim();
             let Some((_, pointer)) = FIELDS.iter().find(|(name, _)| *name == field) else {
                 return Err(ApiError::bad_request(format!(
-                    "field label not supported: {field} (supported: metadata.name, metadata.namespace, spec.nodeName, status.phase)"
+                    "field label not supported: {field}"
                 )));
             };
             reqs.push((pointer.to_string(), eq, value.trim().to_string()));
@@ -143,7 +155,10 @@ impl FieldSelector {
     /// Whether the object's fields satisfy the selector (a missing field reads as "").
     pub fn matches(&self, object: &Value) -> bool {
         self.0.iter().all(|(pointer, eq, value)| {
-            let got = object.pointer(pointer).and_then(Value::as_str).unwrap_or("");
+            let got = object
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or("");
             (got == value) == *eq
         })
     }

@@ -82,7 +82,11 @@ impl ApiError {
         ApiError::new(
             403,
             "Forbidden",
-            format!("{} {:?} is forbidden: {why}", plural_of(&key.kind), key.name),
+            format!(
+                "{} {:?} is forbidden: {why}",
+                plural_of(&key.kind),
+                key.name
+            ),
         )
         .with_key(key)
     }
@@ -99,12 +103,20 @@ impl ApiError {
 
     /// 404 for a path that names no resource.
     pub fn no_route(path: &str) -> ApiError {
-        ApiError::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
     }
 
     /// 405.
     pub fn method_not_allowed(method: &str, what: &str) -> ApiError {
-        ApiError::new(405, "MethodNotAllowed", format!("{method} is not supported on {what}"))
+        ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("{method} is not supported on {what}"),
+        )
     }
 
     /// 409 AlreadyExists.
@@ -163,7 +175,11 @@ impl ApiError {
         } else {
             format!("[{}]", parts.join(", "))
         };
-        let mut e = ApiError::new(422, "Invalid", format!("{kind} {name:?} is invalid: {list}"));
+        let mut e = ApiError::new(
+            422,
+            "Invalid",
+            format!("{kind} {name:?} is invalid: {list}"),
+        );
         e.name = Some(name.to_string());
         e.kind = Some(kind.to_string());
         e.causes = causes;
@@ -258,9 +274,21 @@ mod tests {
                 field: "spec.containers[0].image".into(),
             }],
         );
-        assert_eq!(inv.message, r#"Pod "p" is invalid: spec.containers[0].image: Required value"#);
-        assert_eq!(inv.to_status()["details"]["causes"][0]["field"], "spec.containers[0].image");
-        let ns = ApiError::forbidden(&Key::new("Namespace", "", "kube-system"), "this namespace may not be deleted");
-        assert_eq!(ns.message, r#"namespaces "kube-system" is forbidden: this namespace may not be deleted"#);
+        assert_eq!(
+            inv.message,
+            r#"Pod "p" is invalid: spec.containers[0].image: Required value"#
+        );
+        assert_eq!(
+            inv.to_status()["details"]["causes"][0]["field"],
+            "spec.containers[0].image"
+        );
+        let ns = ApiError::forbidden(
+            &Key::new("Namespace", "", "kube-system"),
+            "this namespace may not be deleted",
+        );
+        assert_eq!(
+            ns.message,
+            r#"namespaces "kube-system" is forbidden: this namespace may not be deleted"#
+        );
     }
 }

@@ -47,7 +47,10 @@ pub struct TlsMaterial {
 fn write_private(path: &Path, text: &str, mode: u32) -> Result<(), TlsError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| TlsError::Io { path: path.into(), source };
+    let io = |source| TlsError::Io {
+        path: path.into(),
+        source,
+    };
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -60,14 +63,20 @@ fn write_private(path: &Path, text: &str, mode: u32) -> Result<(), TlsError> {
 }
 
 fn read(path: &Path) -> Result<String, TlsError> {
-    std::fs::read_to_string(path).map_err(|source| TlsError::Io { path: path.into(), source })
+    std::fs::read_to_string(path).map_err(|source| TlsError::Io {
+        path: path.into(),
+        source,
+    })
 }
 
 /// Loads the CA and serving certificate from `dir/tls/`, making them on first start. The
 /// serving certificate names `localhost`, `127.0.0.1`, `::1`, the host name and `extra_sans`.
 pub fn load_or_create(dir: &Path, extra_sans: &[String]) -> Result<TlsMaterial, TlsError> {
     let tls = dir.join("tls");
-    std::fs::create_dir_all(&tls).map_err(|source| TlsError::Io { path: tls.clone(), source })?;
+    std::fs::create_dir_all(&tls).map_err(|source| TlsError::Io {
+        path: tls.clone(),
+        source,
+    })?;
     let (ca_crt, ca_key) = (tls.join("ca.crt"), tls.join("ca.key"));
     let (srv_crt, srv_key) = (tls.join("server.crt"), tls.join("server.key"));
 
@@ -96,7 +105,9 @@ pub fn load_or_create(dir: &Path, extra_sans: &[String]) -> Result<TlsMaterial, 
         sans.dedup();
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(sans)?;
-        params.distinguished_name.push(DnType::CommonName, "kelp-apiserver");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "kelp-apiserver");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let issuer = Issuer::new(ca_params, &ca_keypair);
         let cert = params.signed_by(&key, &issuer)?;
@@ -125,13 +136,18 @@ fn pem_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'stati
     use rustls::pki_types::pem::PemObject;
     rustls::pki_types::CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| TlsError::Invalid { path: path.into(), message: e.to_string() })
+        .map_err(|e| TlsError::Invalid {
+            path: path.into(),
+            message: e.to_string(),
+        })
 }
 
 fn pem_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, TlsError> {
     use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::PrivateKeyDer::from_pem_file(path)
-        .map_err(|e| TlsError::Invalid { path: path.into(), message: e.to_string() })
+    rustls::pki_types::PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Invalid {
+        path: path.into(),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -146,7 +162,10 @@ mod tests {
         let again = load_or_create(dir.path(), &[]).unwrap();
         assert_eq!(first.ca_pem, again.ca_pem);
         assert!(first.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
-        let mode = std::fs::metadata(dir.path().join("tls/ca.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("tls/ca.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

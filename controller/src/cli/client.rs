@@ -814,4 +814,233 @@ mod tests {
             "http://127.0.0.1:1/api/v1/pods?labelSelector=a%3Db"
         );
     }
+
+    /// A one-request-per-connection HTTP server answering from `respond`, recording what
+    /// it was asked.
+    fn serve(respond: fn(&str, &str) -> String) -> (String, std::sync::mpsc::Receiver<String>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let mut buf = Vec::new();
+                let mut byte = [0u8; 1];
+                while !buf.ends_with(b"\r\n\r\n") {
+                    if conn.read(&mut byte).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    buf.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&buf).to_string();
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                let mut body = vec![0u8; len];
+                conn.read_exact(&mut body).unwrap();
+                let body = String::from_utf8_lossy(&body).to_string();
+                let request_line = head.lines().next().unwrap_or_default().to_string();
+                let _ = conn.write_all(respond(&request_line, &body).as_bytes());
+                let _ = tx.send(format!("{head}{body}"));
+            }
+        });
+        (format!("http://{addr}"), rx)
+    }
+
+    fn response(code: &str, extra: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {code}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
+            body.len()
+        )
+    }
+
+    #[test]
+    fn requests_carry_the_token_and_errors_come_back_as_status() {
+        let (url, requests) = serve(|line, body| {
+            if line.starts_with("GET /api/v1/namespaces/default/pods/x ") {
+                response(
+                    "404 Not Found",
+                    "",
+                    r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"pods \"x\" not found","reason":"NotFound","details":{"name":"x","kind":"pods"},"code":404}"#,
+                )
+            } else if line.starts_with("POST /api/v1/namespaces/default/pods ") {
+                response("201 Created", "Warning: 299 - \"test warning\"\r\n", body)
+            } else if line.starts_with("PATCH ") {
+                response("200 OK", "", body)
+            } else if line.starts_with("GET /api/v1/pods?labelSelector=app%3Dweb&watch=true ") {
+                let events = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"5\"}}}\n{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"6\"}}}\n";
+                // No length: the body ends when the connection closes, as a watch does.
+                format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{events}")
+            } else {
+                response("404 Not Found", "", "404 page not found")
+            }
+        });
+        let client = Client::new(&ClientConfig {
+            server: url,
+            certificate_authority: String::new(),
+            token: "s3cret".into(),
+        })
+        .unwrap();
+
+        let e = client
+            .get("/api/v1/namespaces/default/pods/x", &[])
+            .unwrap_err();
+        assert!(e.is_not_found(), "{e:?}");
+        assert_eq!(
+            e.standard_message(),
+            r#"Error from server (NotFound): pods "x" not found"#
+        );
+        let req = requests.recv().unwrap();
+        assert!(
+            req.to_ascii_lowercase()
+                .contains("authorization: bearer s3cret"),
+            "{req}"
+        );
+
+        let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}});
+        let created = client
+            .create("/api/v1/namespaces/default/pods", &pod)
+            .unwrap();
+        assert_eq!(created, pod);
+        let req = requests.recv().unwrap().to_ascii_lowercase();
+        assert!(req.contains("content-type: application/json"), "{req}");
+
+        let patched = client
+            .merge_patch(
+                "/api/v1/namespaces/default/pods/p",
+                &serde_json::json!({"a": null}),
+            )
+            .unwrap();
+        assert_eq!(patched, serde_json::json!({"a": null}));
+        let req = requests.recv().unwrap().to_ascii_lowercase();
+        assert!(
+            req.contains("content-type: application/merge-patch+json"),
+            "{req}"
+        );
+
+        let events: Vec<_> = client
+            .watch("/api/v1/pods", &[("labelSelector", "app=web".into())])
+            .unwrap()
+            .map(Result::unwrap)
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(events, ["ADDED", "DELETED"]);
+
+        let e = client.get("/nope", &[]).unwrap_err();
+        assert_eq!(
+            e.standard_message(),
+            "Error from server (NotFound): the server could not find the requested resource"
+        );
+    }
+
+    #[test]
+    fn refused_connections_say_so() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let client = Client::new(&ClientConfig {
+            server: format!("http://127.0.0.1:{port}"),
+            certificate_authority: String::new(),
+            token: String::new(),
+        })
+        .unwrap();
+        let e = client.get("/version", &[]).unwrap_err();
+        assert_eq!(
+            e.standard_message(),
+            format!("The connection to the server 127.0.0.1:{port} was refused - did you specify the right host or port?")
+        );
+    }
+
+    /// A CA and a serving certificate for 127.0.0.1 signed by it, as `kelp server` makes.
+    fn test_pki() -> (String, rustls::ServerConfig) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        let cert = params
+            .signed_by(&key, &Issuer::new(ca_params, &ca_key))
+            .unwrap();
+        let chain = vec![CertificateDer::from_pem_slice(cert.pem().as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        (ca.pem(), config)
+    }
+
+    /// An HTTPS server answering every request with `/version`.
+    fn serve_tls(config: rustls::ServerConfig) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = std::sync::Arc::new(config);
+        std::thread::spawn(move || {
+            for tcp in listener.incoming() {
+                let Ok(tcp) = tcp else { return };
+                let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut buf = Vec::new();
+                let mut byte = [0u8; 1];
+                while !buf.ends_with(b"\r\n\r\n") {
+                    match tls.read(&mut byte) {
+                        Ok(1) => buf.push(byte[0]),
+                        _ => break,
+                    }
+                }
+                if buf.is_empty() {
+                    continue;
+                }
+                let _ = tls.write_all(
+                    response("200 OK", "", r#"{"major":"1","gitVersion":"v1.31.0"}"#).as_bytes(),
+                );
+                let _ = tls.flush();
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        });
+        format!("https://{addr}")
+    }
+
+    #[test]
+    fn tls_trusts_the_cluster_ca_and_nothing_else() {
+        let (ca, config) = test_pki();
+        let url = serve_tls(config);
+        let client = Client::new(&ClientConfig {
+            server: url.clone(),
+            certificate_authority: ca,
+            token: "t".into(),
+        })
+        .unwrap();
+        let v = client.get("/version", &[]).unwrap();
+        assert_eq!(v["gitVersion"], "v1.31.0");
+
+        let (other_ca, _) = test_pki();
+        let client = Client::new(&ClientConfig {
+            server: url,
+            certificate_authority: other_ca,
+            token: "t".into(),
+        })
+        .unwrap();
+        let e = client.get("/version", &[]).unwrap_err();
+        let msg = e.standard_message();
+        assert!(
+            msg.starts_with("Unable to connect to the server: tls: invalid peer certificate"),
+            "{msg}"
+        );
+    }
 }

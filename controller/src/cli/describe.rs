@@ -557,10 +557,6 @@ fn describe_env(out: &mut Out, c: &Value, pod: &Value) {
             out.w(3, &format!("{name}:\t{value} ({api}:{path})\n"));
         } else if let Some(r) = at(from, "resourceFieldRef") {
             let resource = str_at(r, "resource");
-            let value = map_at(c, "resources")
-                .is_empty()
-                .then(String::new)
-                .unwrap_or_default();
             let found = resource
                 .split_once('.')
                 .and_then(|(kind, res)| map_at(c, &format!("resources.{kind}")).remove(res));
@@ -569,7 +565,7 @@ fn describe_env(out: &mut Out, c: &Value, pod: &Value) {
                 None if resource == "limits.cpu" || resource == "limits.memory" => {
                     "node allocatable".into()
                 }
-                None => value,
+                None => String::new(),
             };
             out.w(3, &format!("{name}:\t{value} ({resource})\n"));
         } else if let Some(s) = at(from, "secretKeyRef") {
@@ -1067,8 +1063,14 @@ fn events_for(client: &Client, info: &KindInfo, obj: &Value) -> Vec<Value> {
             super::resource::escape_segment(ns)
         )
     };
-    let Ok(list) = client.get(&path, &[("fieldSelector", selector)]) else {
-        return Vec::new();
+    // Servers that cannot select on involvedObject fields get the whole list, filtered here.
+    let list = match client.get(&path, &[("fieldSelector", selector)]) {
+        Ok(list) => list,
+        Err(e) if e.code() == Some(400) => match client.get(&path, &[]) {
+            Ok(list) => list,
+            Err(_) => return Vec::new(),
+        },
+        Err(_) => return Vec::new(),
     };
     list_at(&list, "items")
         .iter()

@@ -211,7 +211,7 @@ pub struct DeleteArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ApiResourcesArgs {
     /// Only namespaced (true) or cluster-scoped (false) resources.
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub namespaced: Option<bool>,
     /// Only resources of this API group (`""` for the core group).
     #[arg(long)]

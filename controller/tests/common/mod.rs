@@ -26,10 +26,18 @@ pub struct Server {
 impl Server {
     /// Starts a server on 127.0.0.1:0 with its own data dir and client config.
     pub fn start(extra: &[&str]) -> Server {
-        let dir = tempfile::Builder::new().prefix("kelp-e2e-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("kelp-e2e-")
+            .tempdir()
+            .unwrap();
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let (child, url) = spawn(dir.path(), &extra);
-        Server { child, dir, url, extra_args: extra }
+        Server {
+            child,
+            dir,
+            url,
+            extra_args: extra,
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -61,12 +69,21 @@ impl Server {
         cmd.args(args)
             .env("KELP_CONFIG", self.config_path())
             .current_dir(self.dir.path())
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         if let Some(input) = stdin {
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
         }
         child.wait_with_output().unwrap()
     }
@@ -80,7 +97,8 @@ impl Server {
 
     /// A raw HTTPS client with the cluster CA and, if `token`, the admin token.
     pub fn http(&self, token: bool) -> Http {
-        let cfg: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(self.config_path()).unwrap()).unwrap();
+        let cfg: Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(self.config_path()).unwrap()).unwrap();
         let ca = cfg["certificateAuthority"].as_str().unwrap().to_string();
         let certs: Vec<_> = ureq::tls::parse_pem(ca.as_bytes())
             .filter_map(|i| match i.unwrap() {
@@ -147,6 +165,7 @@ fn spawn(dir: &Path, extra: &[String]) -> (Child, String) {
             }
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("kelp server did not print its address within 30 s");
             }
         }
@@ -169,13 +188,21 @@ pub struct Reply {
 }
 
 impl Http {
-    pub fn request(&self, method: &str, path: &str, body: Option<&Value>, content_type: &str) -> Reply {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        content_type: &str,
+    ) -> Reply {
         let url = format!("{}{path}", self.base);
         let mut req = ureq::http::Request::builder().method(method).uri(&url);
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
-        let data = body.map(|b| serde_json::to_vec(b).unwrap()).unwrap_or_default();
+        let data = body
+            .map(|b| serde_json::to_vec(b).unwrap())
+            .unwrap_or_default();
         let req = req.header("Content-Type", content_type).body(data).unwrap();
         let resp = self.agent.run(req).expect("request reaches the server");
         let code = resp.status().as_u16();
