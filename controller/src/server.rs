@@ -93,6 +93,12 @@ fn load_or_create_token(dir: &Path) -> anyhow::Result<String> {
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+    // The store holds Secrets and the CA key: only root may read the data dir.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&args.data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict data dir {}", args.data_dir.display()))?;
+    }
     let db = args.data_dir.join("store.redb");
     let options = StoreOptions {
         log_capacity: args.watch_log_capacity,
@@ -146,7 +152,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     });
     let config = axum_server::tls_rustls::RustlsConfig::from_config(tls.server_config.clone());
     println!(
-        "kelp server listening on {url} (data dir {}, client config {})",
+        "kelp server listening on {url} (bound to {local}, data dir {}, client config {})",
         args.data_dir.display(),
         args.write_config.display()
     );
