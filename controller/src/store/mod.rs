@@ -3,8 +3,8 @@
 //! One revision counter for the whole store; every write gets the next revision, which
 //! becomes the object's `metadata.resourceVersion`. Reads come from an in-memory copy of the
 //! committed state. Writes go through one writer task that batches the requests arriving
-//! within a short window into one redb transaction (group commit): a write is acknowledged
-//! only after the commit that contains it is durable. A bounded in-memory change log lets a
+//! within a short window into one redb transaction (group commit): a durable write is
+//! acknowledged only after the commit that contains it is durable. A bounded in-memory change log lets a
 //! watch resume from any revision it still holds; older ones are `Compacted` (HTTP 410).
 //!
 //! CONTRACT (the API layer codes against exactly this surface):

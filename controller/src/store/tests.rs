@@ -872,7 +872,7 @@ async fn power_cut_workload(store: &Store, seed: u64) -> HashMap<Key, Vec<Attemp
             let keys: Vec<Key> = (0..5)
                 .map(|i| pod_key("default", &format!("c{client}-k{i}")))
                 .collect();
-            for step in 0..40u64 {
+            for step in 0..25u64 {
                 let key = &keys[rng.random_range(0..keys.len())];
                 // Phases of relaxed writes (status) between durable ones (API writes),
                 // shared by the clients so that some batches are relaxed only.

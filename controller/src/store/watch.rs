@@ -78,6 +78,8 @@ impl Watch {
     /// log no longer holds its next revision, or the store closed (after every committed change
     /// has been delivered). Either way the client lists again and watches from the list's
     /// revision, as a Kubernetes client does.
+    ///
+    /// Cancel-safe: dropping the future (a `select!`, a timeout) loses no event.
     pub async fn next(&mut self) -> Option<WatchEvent> {
         loop {
             if let Some(event) = self.buffer.pop_front() {

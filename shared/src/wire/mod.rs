@@ -17,8 +17,9 @@
 //!   versions and the controller speaks the highest shared one ([`negotiate_version`]).
 //! - **Untrusted input.** Every decoder takes untrusted bytes, refuses input over the
 //!   limits before parsing ([`MAX_PACKET`] for an envelope, [`MAX_BODY`] for a
-//!   decompressed body, so a zip bomb stops at 4 MiB), rejects trailing bytes, never
-//!   panics, and says what was wrong in a [`WireError`]. Decoded values hold no
+//!   decompressed body, so a zip bomb stops at 4 MiB), rejects trailing bytes (and, for
+//!   the envelope, any non-canonical encoding, so each envelope has exactly one byte
+//!   form), never panics, and says what was wrong in a [`WireError`]. Decoded values hold no
 //!   recursion; their size in memory is bounded by a small multiple of [`MAX_BODY`].
 //! - **Signatures.** Desired state and requests are signed by the controller
 //!   ([`MessageKind::requires_signature`]); the signature covers
