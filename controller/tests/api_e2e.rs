@@ -403,3 +403,145 @@ fn port_and_data_dir_conflicts_are_one_clear_line() {
     assert!(!out.status.success());
     assert!(err.contains("is in use by another kelp server"), "{err}");
 }
+
+#[test]
+fn deletion_waits_for_finalizers_nodes_and_namespace_content() {
+    let server = Server::start(&["--namespace-resync", "100ms"]);
+    let http = server.http(true);
+    ok(&server.kelp(&["create", "namespace", "shop"]));
+
+    // A finalizer holds a deletion until it is removed.
+    let cm = json!({"metadata": {"name": "held", "finalizers": ["example.com/keep"]}, "data": {"k": "v"}});
+    assert_eq!(
+        http.post("/api/v1/namespaces/shop/configmaps", &cm).code,
+        201
+    );
+    assert_eq!(
+        http.delete("/api/v1/namespaces/shop/configmaps/held").code,
+        200
+    );
+    let held = http.get("/api/v1/namespaces/shop/configmaps/held");
+    assert_eq!(held.code, 200, "still there while the finalizer stays");
+    assert!(held.body["metadata"]["deletionTimestamp"].is_string());
+    let p = http.patch(
+        "/api/v1/namespaces/shop/configmaps/held",
+        &json!({"metadata": {"finalizers": null}}),
+    );
+    assert_eq!(p.code, 200, "{}", p.text);
+    assert_eq!(
+        http.get("/api/v1/namespaces/shop/configmaps/held").code,
+        404
+    );
+
+    // A pod bound to a node is Terminating until the node reports it gone.
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bound\n  namespace: shop\nspec:\n  nodeName: pi-1\n  containers:\n  - name: c\n    image: busybox:1.36\n";
+    assert_eq!(
+        ok(&server.kelp_stdin(&["apply", "-f", "-"], Some(pod))).trim(),
+        "pod/bound created"
+    );
+    ok(&server.kelp(&["delete", "pod", "bound", "-n", "shop", "--wait=false"]));
+    let table = ok(&server.kelp(&["get", "pods", "-n", "shop"]));
+    assert!(
+        table.lines().nth(1).unwrap().contains("Terminating"),
+        "{table}"
+    );
+
+    // The namespace waits for it, and says so.
+    ok(&server.kelp(&["delete", "namespace", "shop", "--wait=false"]));
+    let waiting = eventually(
+        Duration::from_secs(20),
+        "the namespace to report remaining content",
+        || {
+            let ns = http.get("/api/v1/namespaces/shop");
+            let msg = ns
+                .body
+                .pointer("/status/conditions/0/message")?
+                .as_str()?
+                .to_string();
+            (ns.body["status"]["phase"] == "Terminating").then_some(msg)
+        },
+    );
+    assert!(
+        waiting.contains("pods has 1 resource instances"),
+        "{waiting}"
+    );
+
+    // Force deletion ends the pod at once; the namespace then goes.
+    ok(&server.kelp(&[
+        "delete",
+        "pod",
+        "bound",
+        "-n",
+        "shop",
+        "--grace-period=0",
+        "--force",
+    ]));
+    eventually(
+        Duration::from_secs(20),
+        "namespace shop to disappear",
+        || (http.get("/api/v1/namespaces/shop").code == 404).then_some(()),
+    );
+}
+
+#[test]
+fn get_watch_streams_changes_and_delete_f_and_sigterm_work() {
+    let mut server = Server::start(&[]);
+    let mut watcher = std::process::Command::new(common::kelp_bin())
+        .args(["get", "configmaps", "-w"])
+        .env("KELP_CONFIG", server.config_path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = watcher.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let file = server.file(
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  a: b\n",
+    );
+    ok(&server.kelp(&["apply", "-f", &file]));
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a row from kelp get -w");
+    let line = if line.starts_with("NAME") {
+        rx.recv_timeout(Duration::from_secs(20)).unwrap()
+    } else {
+        line
+    };
+    assert!(line.starts_with("watched "), "{line}");
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+
+    assert_eq!(
+        ok(&server.kelp(&["delete", "-f", &file])).trim(),
+        r#"configmap "watched" deleted"#
+    );
+    assert_eq!(
+        server
+            .http(true)
+            .get("/api/v1/namespaces/default/configmaps/watched")
+            .code,
+        404
+    );
+
+    // SIGTERM shuts the server down cleanly.
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = eventually(
+        Duration::from_secs(15),
+        "the server to exit on SIGTERM",
+        || server.child.try_wait().unwrap(),
+    );
+    assert!(status.success(), "exit status {status:?}");
+}
