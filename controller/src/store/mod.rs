@@ -9,7 +9,7 @@
 //!
 //! CONTRACT (the API layer codes against exactly this surface):
 //!
-//! ```ignore
+//! ```text
 //! let store = Store::open(path, StoreOptions::default())?;     // redb file
 //! let store = Store::open_in_memory(StoreOptions::default())?; // tests
 //! store.revision() -> Revision
