@@ -8,7 +8,9 @@
 //! No async runtime, no MQTT client and no database live here: the agent cross-compiles
 //! this crate for small ARM boards.
 
+#[cfg(feature = "api")]
 pub mod api;
+#[cfg(feature = "api")]
 pub mod manifest;
 pub mod wire;
 
