@@ -14,9 +14,9 @@ use serde_json::Value;
 
 use super::apply::LAST_APPLIED;
 use super::client::{report_errors, ApiError, Client};
-use super::get::{list, list_query, with_type_meta};
+use super::get::{list, list_query, selection_and_client, with_type_meta};
 use super::printer::{age, at, bool_at, int_at, list_at, map_at, parse_time, str_at};
-use super::resource::{object_path, parse_args};
+use super::resource::object_path;
 use super::tabwriter::TabWriter;
 use super::{emit, exit_code, Context, DescribeArgs};
 
@@ -1089,19 +1089,9 @@ fn events_for(client: &Client, info: &KindInfo, obj: &Value) -> Vec<Value> {
 
 /// `kelp describe`.
 pub fn run(ctx: &Context, args: &DescribeArgs) -> ExitCode {
-    let selection = match parse_args(&args.resources) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let client = match ctx.client() {
-        Ok(c) => c,
-        Err(e) => {
-            report_errors(&[e]);
-            return ExitCode::FAILURE;
-        }
+    let (selection, client) = match selection_and_client(ctx, &args.resources) {
+        Ok(sc) => sc,
+        Err(code) => return code,
     };
     let mut errors: Vec<ApiError> = Vec::new();
     let mut first = true;

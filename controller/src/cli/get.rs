@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::client::{report_errors, ApiError, Client};
 use super::printer::{self, list_at, str_at, TableOptions};
-use super::resource::{collection_path, object_path, parse_args};
+use super::resource::{collection_path, object_path, parse_args, Selection};
 use super::tabwriter::TabWriter;
 use super::{emit, exit_code, Context, GetArgs, OutputFormat};
 
@@ -55,21 +55,27 @@ pub(crate) fn list(
     Ok((items, rv))
 }
 
+/// Resolves the typed resources and connects, reporting either failure as kubectl does.
+pub(super) fn selection_and_client<'a>(
+    ctx: &'a Context,
+    resources: &[String],
+) -> Result<(Selection, &'a Client), ExitCode> {
+    let selection = parse_args(resources).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })?;
+    let client = ctx.client().map_err(|e| {
+        report_errors(&[e]);
+        ExitCode::FAILURE
+    })?;
+    Ok((selection, client))
+}
+
 /// `kelp get`.
 pub fn run(ctx: &Context, args: &GetArgs) -> ExitCode {
-    let selection = match parse_args(&args.resources) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let client = match ctx.client() {
-        Ok(c) => c,
-        Err(e) => {
-            report_errors(&[e]);
-            return ExitCode::FAILURE;
-        }
+    let (selection, client) = match selection_and_client(ctx, &args.resources) {
+        Ok(sc) => sc,
+        Err(code) => return code,
     };
     let watching = args.watch || args.watch_only;
     if watching && selection.groups.len() > 1 {
