@@ -643,7 +643,7 @@ pub fn row(info: &KindInfo, obj: &Value, opts: &TableOptions) -> Vec<String> {
             }
         }
         "Deployment" => {
-            let desired = at(obj, "spec.replicas").map_or(1, |_| int_at(obj, "spec.replicas"));
+            let desired = desired_replicas(obj);
             cells.extend([
                 name,
                 format!("{}/{desired}", int_at(obj, "status.readyReplicas")),
@@ -652,17 +652,11 @@ pub fn row(info: &KindInfo, obj: &Value, opts: &TableOptions) -> Vec<String> {
                 created,
             ]);
             if wide {
-                let (names, images) =
-                    container_cells(at(obj, "spec.template.spec").unwrap_or(&Value::Null));
-                cells.extend([
-                    names,
-                    images,
-                    format_label_selector(at(obj, "spec.selector")),
-                ]);
+                cells.extend(workload_wide_cells(obj));
             }
         }
         "ReplicaSet" => {
-            let desired = at(obj, "spec.replicas").map_or(1, |_| int_at(obj, "spec.replicas"));
+            let desired = desired_replicas(obj);
             cells.extend([
                 name,
                 desired.to_string(),
@@ -671,13 +665,7 @@ pub fn row(info: &KindInfo, obj: &Value, opts: &TableOptions) -> Vec<String> {
                 created,
             ]);
             if wide {
-                let (names, images) =
-                    container_cells(at(obj, "spec.template.spec").unwrap_or(&Value::Null));
-                cells.extend([
-                    names,
-                    images,
-                    format_label_selector(at(obj, "spec.selector")),
-                ]);
+                cells.extend(workload_wide_cells(obj));
             }
         }
         "DaemonSet" => {
@@ -692,17 +680,11 @@ pub fn row(info: &KindInfo, obj: &Value, opts: &TableOptions) -> Vec<String> {
                 created,
             ]);
             if wide {
-                let (names, images) =
-                    container_cells(at(obj, "spec.template.spec").unwrap_or(&Value::Null));
-                cells.extend([
-                    names,
-                    images,
-                    format_label_selector(at(obj, "spec.selector")),
-                ]);
+                cells.extend(workload_wide_cells(obj));
             }
         }
         "StatefulSet" => {
-            let desired = at(obj, "spec.replicas").map_or(1, |_| int_at(obj, "spec.replicas"));
+            let desired = desired_replicas(obj);
             cells.extend([
                 name,
                 format!("{}/{desired}", int_at(obj, "status.readyReplicas")),
@@ -812,13 +794,7 @@ pub fn row(info: &KindInfo, obj: &Value, opts: &TableOptions) -> Vec<String> {
             };
             cells.extend([name, status.to_string(), completions, duration, created]);
             if wide {
-                let (names, images) =
-                    container_cells(at(obj, "spec.template.spec").unwrap_or(&Value::Null));
-                cells.extend([
-                    names,
-                    images,
-                    format_label_selector(at(obj, "spec.selector")),
-                ]);
+                cells.extend(workload_wide_cells(obj));
             }
         }
         "CronJob" => {
@@ -1183,6 +1159,21 @@ pub fn to_json(v: &Value) -> String {
 /// `-o yaml`.
 pub fn to_yaml(v: &Value) -> String {
     super::yaml::to_yaml(v)
+}
+
+/// `spec.replicas`, which Kubernetes defaults to 1.
+fn desired_replicas(obj: &Value) -> i64 {
+    at(obj, "spec.replicas").map_or(1, |_| int_at(obj, "spec.replicas"))
+}
+
+/// The `-o wide` columns every workload adds: CONTAINERS, IMAGES, SELECTOR.
+fn workload_wide_cells(obj: &Value) -> [String; 3] {
+    let (names, images) = container_cells(at(obj, "spec.template.spec").unwrap_or(&Value::Null));
+    [
+        names,
+        images,
+        format_label_selector(at(obj, "spec.selector")),
+    ]
 }
 
 #[cfg(test)]
