@@ -1,0 +1,1 @@
+//! Container logs: CRI-format files with size-based rotation, and their readers.

@@ -1,0 +1,1 @@
+//! Preflight checks of the node: cgroups, memory controller, overlayfs, namespaces.

@@ -1,0 +1,1 @@
+//! Pod container -> OCI runtime spec (config.json), by Kubernetes rules.
