@@ -1,1 +1,0 @@
-//! Container logs: CRI-format files with size-based rotation, and their readers.
