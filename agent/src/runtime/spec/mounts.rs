@@ -1,0 +1,229 @@
+//! Mounts: the default filesystems, the pod's `/etc` files and the container's volume mounts.
+
+use std::path::{Component, Path, PathBuf};
+
+use oci_spec::runtime::Mount;
+
+use super::env::ContainerEnv;
+use super::{SpecError, SpecInput};
+
+/// The mounts of a container and the root propagation they need.
+pub(super) struct Mounts {
+    pub(super) mounts: Vec<Mount>,
+    /// `rslave` / `rshared` when a volume mount asks for host-to-container or bidirectional
+    /// propagation (containerd does the same), else `None`.
+    pub(super) rootfs_propagation: Option<String>,
+}
+
+fn mount(destination: &str, typ: &str, source: &Path, options: &[&str]) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from(destination));
+    m.set_typ(Some(typ.to_owned()));
+    m.set_source(Some(source.to_path_buf()));
+    m.set_options(Some(options.iter().map(|o| (*o).to_owned()).collect()));
+    m
+}
+
+/// containerd's default mounts; `/sys` and `/sys/fs/cgroup` are writable when privileged.
+pub(super) fn default_mounts(privileged: bool) -> Vec<Mount> {
+    let ro_or_rw = if privileged { "rw" } else { "ro" };
+    vec![
+        mount(
+            "/proc",
+            "proc",
+            Path::new("proc"),
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/dev",
+            "tmpfs",
+            Path::new("tmpfs"),
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            Path::new("devpts"),
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            Path::new("shm"),
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            Path::new("mqueue"),
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/sys",
+            "sysfs",
+            Path::new("sysfs"),
+            &["nosuid", "noexec", "nodev", ro_or_rw],
+        ),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            Path::new("cgroup"),
+            &["nosuid", "noexec", "nodev", "relatime", ro_or_rw],
+        ),
+    ]
+}
+
+/// Checks a `subPath`: relative, without `..`.
+fn check_sub_path(sub: &str, field: &str) -> Result<(), SpecError> {
+    let path = Path::new(sub);
+    if path.is_absolute() {
+        return Err(SpecError::new(
+            field,
+            format!("{sub:?} must be a relative path"),
+        ));
+    }
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(SpecError::new(
+            field,
+            format!("{sub:?} must not contain '..'"),
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn build(
+    input: &SpecInput,
+    env: &ContainerEnv,
+    privileged: bool,
+) -> Result<Mounts, SpecError> {
+    let base = input.field_path.as_str();
+    let mut volume_mounts: Vec<Mount> = Vec::new();
+    let mut propagation: Option<&str> = None;
+
+    for (i, vm) in input.container.volume_mounts.iter().flatten().enumerate() {
+        let field = format!("{base}.volumeMounts[{i}]");
+        let host = input.volumes.get(&vm.name).ok_or_else(|| {
+            SpecError::new(
+                format!("{field}.name"),
+                format!("volume {:?} not found in the pod's volumes", vm.name),
+            )
+        })?;
+        if !vm.mount_path.starts_with('/') {
+            return Err(SpecError::new(
+                format!("{field}.mountPath"),
+                format!("{:?} must be an absolute path", vm.mount_path),
+            ));
+        }
+        let mut source = host.clone();
+        match (vm.sub_path.as_deref(), vm.sub_path_expr.as_deref()) {
+            (Some(sub), Some(expr)) if !sub.is_empty() && !expr.is_empty() => {
+                return Err(SpecError::new(
+                    format!("{field}.subPathExpr"),
+                    "subPath and subPathExpr are mutually exclusive",
+                ));
+            }
+            (Some(sub), _) if !sub.is_empty() => {
+                check_sub_path(sub, &format!("{field}.subPath"))?;
+                source.push(sub);
+            }
+            (_, Some(expr)) if !expr.is_empty() => {
+                let field = format!("{field}.subPathExpr");
+                let mut missing = Vec::new();
+                let sub = super::expand(expr, |name| {
+                    let value = env.get(name).unwrap_or_default();
+                    if value.is_empty() {
+                        missing.push(name.to_owned());
+                    }
+                    Some(value.to_owned())
+                });
+                if !missing.is_empty() {
+                    return Err(SpecError::new(
+                        field,
+                        format!("missing value for {}", missing.join(", ")),
+                    ));
+                }
+                check_sub_path(&sub, &field)?;
+                source.push(sub);
+            }
+            _ => {}
+        }
+
+        let read_only = vm.read_only == Some(true);
+        let mut options = vec!["rbind"];
+        let prop = match vm.mount_propagation.as_deref() {
+            None | Some("None") => "rprivate",
+            Some("HostToContainer") => {
+                propagation.get_or_insert("rslave");
+                "rslave"
+            }
+            Some("Bidirectional") if privileged => {
+                propagation = Some("rshared");
+                "rshared"
+            }
+            Some("Bidirectional") => {
+                return Err(SpecError::new(
+                    format!("{field}.mountPropagation"),
+                    "Bidirectional mount propagation is available only to privileged containers",
+                ));
+            }
+            Some(other) => {
+                return Err(SpecError::new(
+                    format!("{field}.mountPropagation"),
+                    format!("unsupported value {other:?}: must be None, HostToContainer or Bidirectional"),
+                ));
+            }
+        };
+        options.push(prop);
+        options.push(if read_only { "ro" } else { "rw" });
+        match vm.recursive_read_only.as_deref() {
+            None | Some("Disabled") => {}
+            Some("Enabled" | "IfPossible") if read_only && prop == "rprivate" => {
+                options.push("rro")
+            }
+            Some("Enabled" | "IfPossible") => {
+                return Err(SpecError::new(
+                    format!("{field}.recursiveReadOnly"),
+                    "needs readOnly: true and mountPropagation None",
+                ));
+            }
+            Some(other) => {
+                return Err(SpecError::new(
+                    format!("{field}.recursiveReadOnly"),
+                    format!("unsupported value {other:?}: must be Disabled, IfPossible or Enabled"),
+                ));
+            }
+        }
+        volume_mounts.push(mount(&vm.mount_path, "bind", &source, &options));
+    }
+
+    // Parents before children, so a volume inside another one is not hidden by it.
+    volume_mounts.sort_by_key(|m| m.destination().components().count());
+    let taken = |dest: &Path| volume_mounts.iter().any(|m| m.destination() == dest);
+
+    let etc = input.etc_files;
+    let mut mounts: Vec<Mount> = default_mounts(privileged)
+        .into_iter()
+        .filter(|m| !taken(m.destination()))
+        .collect();
+    for (dest, source) in [
+        ("/etc/hosts", &etc.hosts),
+        ("/etc/resolv.conf", &etc.resolv_conf),
+        ("/etc/hostname", &etc.hostname),
+    ] {
+        if !taken(Path::new(dest)) {
+            mounts.push(mount(dest, "bind", source, &["bind", "ro"]));
+        }
+    }
+    mounts.extend(volume_mounts);
+    Ok(Mounts {
+        mounts,
+        rootfs_propagation: propagation.map(str::to_owned),
+    })
+}
