@@ -8,6 +8,9 @@
 //! uncompressed layer, which is verified too). Containers then share the unpacked layers
 //! read-only as overlayfs lower directories, each with an upper directory of its own.
 //!
+//! [`build_oci_tar`] goes the other way: it packs a directory or a single static binary into a
+//! one-layer image tarball, reproducibly (`kelp-agent image build`; see [`build`]).
+//!
 //! On-disk layout of a store rooted at `/var/lib/kelp/images`:
 //!
 //! ```text
@@ -36,6 +39,7 @@
 //! truncated archive, wrong platform) removes its staging directory and leaves the store as it
 //! was.
 
+pub mod build;
 mod inroot;
 pub mod oci;
 pub mod store;
@@ -47,7 +51,8 @@ mod tests;
 use std::fmt;
 use std::io;
 
-pub use oci::{ImageConfig, Platform};
+pub use build::{build_oci_tar, busybox_rootfs, BuildError, BuildOptions, BuiltImage, Ownership};
+pub use oci::{ImageConfig, ParsePlatformError, Platform};
 pub use store::{ImageRecord, ImageStore, LayerRecord};
 pub use unpack::{unpack_layer, Budget, UnpackStats};
 

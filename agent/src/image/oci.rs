@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::str::FromStr;
 
 use serde::Deserialize;
 
@@ -206,6 +207,33 @@ impl fmt::Display for Platform {
             write!(f, "/{v}")?;
         }
         Ok(())
+    }
+}
+
+/// Why a string is not an `os/architecture[/variant]` platform.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid platform {0:?}: expected os/architecture[/variant], such as linux/arm64 or linux/arm/v7")]
+pub struct ParsePlatformError(pub String);
+
+impl FromStr for Platform {
+    type Err = ParsePlatformError;
+
+    /// Parses `os/architecture[/variant]` (`linux/amd64`, `linux/arm/v7`), normalizing the
+    /// architecture as [`Platform::new`] does.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let valid = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        };
+        match parts.as_slice() {
+            [os, arch] if valid(os) && valid(arch) => Ok(Self::new(os, arch, None)),
+            [os, arch, variant] if valid(os) && valid(arch) && valid(variant) => {
+                Ok(Self::new(os, arch, Some(variant)))
+            }
+            _ => Err(ParsePlatformError(s.to_owned())),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! malicious ones with raw tar headers. They expect to run as root (mknod, chown, trusted.*
 //! xattrs), as the agent does.
 
+mod build;
 mod resolve;
 mod store;
 mod unpack;
