@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# CI stage: build kelp's cgroup v2 test VM and run vm/tests/cgroup-v2.sh in it.
+# CI stage: build kelp's cgroup v2 test VM, run vm/tests/cgroup-v2.sh in it, then the agent's
+# runtime end-to-end tests (real containers) inside it.
 #
 #   vm/ci.sh [OUTDIR]        (OUTDIR defaults to vm/out)
 #
-# Prints "vm build: N s" and "vm run: N s"; exits non-zero on any failure.
+# The agent's test binaries must be built already (the test stage did; otherwise this builds
+# them): they and the kelp-agent binary they run are under target/, which the guest sees at
+# the same path. Prints "vm build: N s", "vm run: N s" and "vm agent e2e: N s"; exits non-zero
+# on any failure.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
 out=${1:-$here/out}
 
 t0=$(date +%s)
@@ -23,5 +28,31 @@ t2=$(date +%s)
 echo "vm run: $((t2 - t1)) s"
 if [ "$rc" != 0 ]; then
 	echo "vm: cgroup-v2 test failed (exit status $rc); guest console log: $out/console.log" >&2
+	exit 1
+fi
+
+# The agent's runtime tests, on cgroup v2. Built on the host (same Debian, same glibc).
+mapfile -t bins < <(cd "$repo" && cargo test -p kelp-agent --test runtime_e2e --no-run \
+	--message-format=json 2>/dev/null |
+	python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
+        print(m["executable"])')
+[ "${#bins[@]}" -gt 0 ] || {
+	echo "vm: could not build the agent's runtime_e2e test binary" >&2
+	exit 1
+}
+case "${bins[0]}" in "$repo"/*) ;; *)
+	echo "vm: ${bins[0]} is outside the repository, which is all the guest sees (unset CARGO_TARGET_DIR)" >&2
+	exit 1
+	;;
+esac
+rc=0
+"$here/run.sh" --out "$out" --timeout 1800 --mem 2048 -- "${bins[0]}" --test-threads 2 || rc=$?
+t3=$(date +%s)
+echo "vm agent e2e: $((t3 - t2)) s"
+if [ "$rc" != 0 ]; then
+	echo "vm: agent runtime tests failed on cgroup v2 (exit status $rc); guest console log: $out/console.log" >&2
 	exit 1
 fi

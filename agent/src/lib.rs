@@ -1,6 +1,11 @@
 //! kelp-agent: the node agent. Runs the pods of its node's desired state.
+pub mod agent;
 pub mod cgroup;
+pub mod cli;
 pub mod image;
 pub mod logs;
+pub mod pod;
 pub mod preflight;
 pub mod runtime;
+pub mod static_pods;
+pub mod store;

@@ -1,23 +1,332 @@
 //! The `kelp-agent` binary.
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use kelp_agent::agent::{Agent, AgentConfig, PodReport};
+use kelp_agent::pod::BackOff;
+use kelp_agent::runtime::state::read_json;
+use kelp_agent::runtime::RuntimeConfig;
 
 #[derive(Parser)]
 #[command(name = "kelp-agent", version = kelp_shared::VERSION, about = "kelp node agent")]
 struct Cli {
+    #[command(flatten)]
+    dirs: Dirs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where the agent keeps things; the same for every subcommand.
+#[derive(Args, Clone)]
+struct Dirs {
+    /// Disk state: images, writable layers, emptyDir volumes, agent.redb.
+    #[arg(long, global = true, default_value = "/var/lib/kelp-agent")]
+    state_dir: PathBuf,
+    /// tmpfs state: monitors, container runs, bundles.
+    #[arg(long, global = true, default_value = "/run/kelp")]
+    run_dir: PathBuf,
+    /// Container logs.
+    #[arg(long, global = true, default_value = "/var/log/kelp/pods")]
+    log_dir: PathBuf,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Print the agent version.
     Version,
+    /// Run the agent: every Pod manifest in --manifests runs on this node (static pods).
+    Run(RunArgs),
+    /// List the pods of this node and their state.
+    Pods {
+        /// Output format: table (default) or json.
+        #[arg(short, long, default_value = "table")]
+        output: String,
+    },
+    /// Print a container's log.
+    Logs(LogsArgs),
+    /// Check this machine can run pods.
+    Preflight,
+    /// Manage the node's images.
+    #[command(subcommand)]
+    Image(kelp_agent::cli::image::ImageCommand),
+    /// The per-pod monitor (started by the agent).
+    #[command(hide = true)]
+    Monitor { pod_dir: PathBuf },
+    /// PID 1 of a pod's shared PID namespace (started by the monitor).
+    #[command(hide = true)]
+    Pause,
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+#[derive(Args)]
+struct RunArgs {
+    /// Directory of static pod manifests.
+    #[arg(long, default_value = "/etc/kelp/manifests")]
+    manifests: PathBuf,
+    /// This node's name (default: the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Root-relative cgroup under which pods run.
+    #[arg(long, default_value = "/kelp")]
+    cgroup_parent: String,
+    /// How often the agent relists its pods, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    sync_period_ms: u64,
+    /// Scale of the restart back-off (1 = the kubelet's 10 s doubling to 5 min, reset after
+    /// 10 min; 0.1 runs at a tenth).
+    #[arg(long, default_value_t = 1.0)]
+    backoff_scale: f64,
+    /// Highest number of processes in one container.
+    #[arg(long, default_value_t = 1024)]
+    pids_limit: i64,
+    /// Rotate a container's log at this size, in bytes.
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    log_max_size: u64,
+    /// Rotated log files kept per container.
+    #[arg(long, default_value_t = 5)]
+    log_max_files: u32,
+}
+
+#[derive(Args)]
+struct LogsArgs {
+    /// The pod's name (as `kelp-agent pods` lists it).
+    pod: String,
+    /// The container (default: the pod's only or first container).
+    #[arg(short, long)]
+    container: Option<String>,
+    /// Namespace of the pod.
+    #[arg(short, long, default_value = "default")]
+    namespace: String,
+    /// Keep printing new lines.
+    #[arg(short, long)]
+    follow: bool,
+    /// Print only the last N lines.
+    #[arg(long)]
+    tail: Option<usize>,
+    /// Prefix each line with its time.
+    #[arg(long)]
+    timestamps: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("kelp-agent: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn runtime_config(dirs: &Dirs) -> Result<RuntimeConfig> {
+    let exe = std::env::current_exe().context("locating the kelp-agent binary")?;
+    let mut config = RuntimeConfig::new(exe);
+    config.state_dir = dirs.state_dir.clone();
+    config.run_dir = dirs.run_dir.clone();
+    config.log_dir = dirs.log_dir.clone();
+    Ok(config)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
         Command::Version => println!("kelp-agent version {}", kelp_shared::VERSION),
+        Command::Monitor { pod_dir } => {
+            // The monitor logs to its file under the run dir (tmpfs) through a descriptor of its
+            // own, never fd 2: libcontainer logs from the container's init before the exec,
+            // when fd 2 already is the container's stderr.
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(
+                    kelp_agent::runtime::state::PodPaths {
+                        dir: pod_dir.clone(),
+                    }
+                    .monitor_log(),
+                )
+                .context("opening the monitor's log")?;
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("KELP_MONITOR_LOG").unwrap_or_else(
+                        |_| "warn,libcgroups=error,libcontainer::process::init=error".into(),
+                    ),
+                )
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(log))
+                .init();
+            kelp_agent::runtime::monitor::main(&pod_dir)?
+        }
+        Command::Pause => kelp_agent::runtime::monitor::pause(),
+        Command::Preflight => {
+            let report = kelp_agent::preflight::run(&kelp_agent::preflight::Env::host());
+            report.print();
+            if report.blocking() {
+                bail!("this machine cannot run pods");
+            }
+        }
+        Command::Image(cmd) => {
+            kelp_agent::cli::image::run(cmd, &cli.dirs.state_dir.join("images"))?
+        }
+        Command::Run(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info,libcgroups=error,libcontainer=warn".into()),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let report = kelp_agent::preflight::run(&kelp_agent::preflight::Env::host());
+            report.print();
+            if report.blocking() {
+                bail!("preflight found problems that stop pods from running");
+            }
+            let mut runtime = runtime_config(&cli.dirs)?;
+            runtime.cgroup_parent = args.cgroup_parent;
+            runtime.log_max_size = args.log_max_size;
+            runtime.log_max_files = args.log_max_files;
+            let node_name = match args.node_name {
+                Some(n) => n,
+                None => rustix::system::uname()
+                    .nodename()
+                    .to_string_lossy()
+                    .into_owned(),
+            };
+            let mut agent = Agent::new(AgentConfig {
+                node_name,
+                manifests_dir: args.manifests,
+                runtime,
+                sync_period: Duration::from_millis(args.sync_period_ms),
+                backoff: BackOff::scaled(args.backoff_scale),
+                pids_limit: Some(args.pids_limit),
+            })?;
+            agent.run(&AtomicBool::new(false))?;
+        }
+        Command::Pods { output } => {
+            let reports = pod_reports(&cli.dirs)?;
+            match output.as_str() {
+                "json" => println!("{}", serde_json::to_string_pretty(&reports)?),
+                "table" => print_pods(&reports),
+                other => bail!("--output {other}: use table or json"),
+            }
+        }
+        Command::Logs(args) => logs(&cli.dirs, args)?,
+    }
+    Ok(())
+}
+
+fn pod_reports(dirs: &Dirs) -> Result<Vec<PodReport>> {
+    let mut reports = Vec::new();
+    let pods = dirs.run_dir.join("pods");
+    let entries = match std::fs::read_dir(&pods) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(reports),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", pods.display())),
+    };
+    for entry in entries {
+        if let Some(r) = read_json::<PodReport>(&entry?.path().join("status.json"))? {
+            reports.push(r);
+        }
+    }
+    reports.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    Ok(reports)
+}
+
+fn print_pods(reports: &[PodReport]) {
+    println!(
+        "{:<16} {:<32} {:<8} {:<20} {:<8}",
+        "NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS"
+    );
+    for r in reports {
+        let statuses = r.status.container_statuses.as_deref().unwrap_or(&[]);
+        let ready = statuses.iter().filter(|s| s.ready).count();
+        let restarts: i32 = statuses.iter().map(|s| s.restart_count).sum();
+        let reason = statuses
+            .iter()
+            .filter_map(|s| s.state.as_ref())
+            .find_map(|st| {
+                st.waiting
+                    .as_ref()
+                    .and_then(|w| w.reason.clone())
+                    .or_else(|| st.terminated.as_ref().and_then(|t| t.reason.clone()))
+            });
+        let status = reason
+            .filter(|r| r != "Completed" || r.is_empty())
+            .unwrap_or_else(|| r.status.phase.clone().unwrap_or_default());
+        println!(
+            "{:<16} {:<32} {:<8} {:<20} {:<8}",
+            r.namespace,
+            r.name,
+            format!("{ready}/{}", statuses.len()),
+            status,
+            restarts
+        );
+    }
+}
+
+fn logs(dirs: &Dirs, args: LogsArgs) -> Result<()> {
+    let reports = pod_reports(dirs)?;
+    let report = reports
+        .iter()
+        .find(|r| r.name == args.pod && r.namespace == args.namespace)
+        .with_context(|| {
+            format!(
+                "pod {:?} not found in namespace {:?}",
+                args.pod, args.namespace
+            )
+        })?;
+    let statuses = report.status.container_statuses.as_deref().unwrap_or(&[]);
+    let inits = report
+        .status
+        .init_container_statuses
+        .as_deref()
+        .unwrap_or(&[]);
+    let container = match args.container {
+        Some(c) => {
+            if !statuses.iter().chain(inits).any(|s| s.name == c) {
+                bail!("container {c:?} is not valid for pod {}", args.pod);
+            }
+            c
+        }
+        None => match statuses {
+            [only] => only.name.clone(),
+            [first, ..] => {
+                eprintln!(
+                    "Defaulted container {:?} out of: {}",
+                    first.name,
+                    statuses
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                first.name.clone()
+            }
+            [] => bail!("pod {} has no containers", args.pod),
+        },
+    };
+    let path = dirs
+        .log_dir
+        .join(format!(
+            "{}_{}_{}",
+            report.namespace, report.name, report.uid
+        ))
+        .join(format!("{container}.log"));
+    let options = kelp_agent::logs::PrintOptions {
+        timestamps: args.timestamps,
+    };
+    let mut out = std::io::stdout().lock();
+    if args.follow {
+        let stop = || false;
+        kelp_agent::logs::follow(
+            &path,
+            args.tail,
+            options,
+            &mut out,
+            &stop,
+            Duration::from_millis(200),
+        )?;
+    } else {
+        kelp_agent::logs::print_tail(&path, args.tail, options, &mut out)?;
     }
     Ok(())
 }

@@ -1,0 +1,409 @@
+//! Runtime benchmark: prints each figure beside its target (docs/benchmarks.md).
+//!
+//! ```sh
+//! cargo bench -p kelp-agent --bench runtime                 # smoke size (CI)
+//! KELP_BENCH_FULL=1 cargo bench -p kelp-agent --bench runtime
+//! ```
+//!
+//! 1. create + start + wait + delete of `/bin/true`: through kelp's runtime path (spec built from
+//!    a Pod, overlay root, `config.json`, the pod's monitor creating it with libcontainer, exit
+//!    seen in the state file, removal) against `crun run` and `runc run` on the same bundle, in
+//!    the same run. Target: kelp ≤ 1.2 × crun.
+//! 2. manifest to Running of a one-container static pod (reported).
+//! 3. RSS of the agent and its monitors, idle with 1 pod and with 10 pods (reported).
+//!
+//! Runs as root, in a private mount namespace without the hybrid host's cgroup2 mount (crun
+//! refuses the hybrid layout otherwise); kelp runs under the same conditions.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kelp_agent::image::ImageConfig;
+use kelp_agent::runtime::protocol::{self, Request};
+use kelp_agent::runtime::spec::{build_spec, EnvLookup, EtcFiles, SpecInput};
+use kelp_agent::runtime::{
+    fsutil, monitor, ContainerRequest, ContainerRuntime, MonitorRuntime, RuntimeConfig,
+    SandboxRequest,
+};
+use kelp_shared::api::core::{ConfigMap, Pod, Secret};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_kelp-agent");
+
+struct NoRefs;
+impl EnvLookup for NoRefs {
+    fn config_map(&self, _: &str) -> Option<&ConfigMap> {
+        None
+    }
+    fn secret(&self, _: &str) -> Option<&Secret> {
+        None
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// A private mount namespace without the hybrid layout's cgroup2 mount.
+fn private_mounts() {
+    // Deprecated only for CLONE_FILES, which would invalidate open descriptors; not used here.
+    #[allow(deprecated)]
+    rustix::thread::unshare(rustix::thread::UnshareFlags::NEWNS).expect("unshare(CLONE_NEWNS)");
+    rustix::mount::mount_change(
+        "/",
+        rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,
+    )
+    .expect("make / private");
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    if fsutil::mounts_under(unified)
+        .unwrap()
+        .iter()
+        .any(|m| m == unified)
+    {
+        rustix::mount::unmount(unified, rustix::mount::UnmountFlags::DETACH)
+            .expect("unmount the hybrid cgroup2 mount");
+    }
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn main() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "the runtime benchmark creates containers: run it as root"
+    );
+    let full = std::env::var_os("KELP_BENCH_FULL").is_some();
+    let iterations = if full { 50 } else { 5 };
+    println!(
+        "kelp-agent runtime benchmark ({} size: {iterations} runs each{})",
+        if full { "full" } else { "smoke" },
+        if full {
+            ""
+        } else {
+            "; KELP_BENCH_FULL=1 for more"
+        }
+    );
+    private_mounts();
+    let base = PathBuf::from(format!("/var/tmp/kelp-bench-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&base);
+    let layer = base.join("layer");
+    fs::create_dir_all(&layer).unwrap();
+    kelp_agent::image::build::busybox_rootfs(&layer)
+        .expect("busybox rootfs (apt-get install busybox-static)");
+
+    let mut config = RuntimeConfig::new(PathBuf::from(AGENT));
+    config.state_dir = base.join("state");
+    config.log_dir = base.join("logs");
+    config.run_dir = PathBuf::from(format!("/run/kelp-bench-{}", std::process::id()));
+    config.cgroup_parent = format!("/kelp-bench-{}", std::process::id());
+    fsutil::ensure_tmpfs(&config.run_dir).unwrap();
+    let runtime = MonitorRuntime::new(config.clone()).unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        bench_create(&runtime, &config, &layer, iterations);
+        bench_agent(&base, &config, full);
+    }));
+    for uid in runtime.sandboxes().unwrap_or_default() {
+        let _ = runtime.remove_sandbox(&uid, None);
+    }
+    if let Ok(cg) = kelp_agent::cgroup::Cgroups::detect() {
+        let _ = cg.kill_all(&config.cgroup_parent);
+        let _ = cg.remove(&config.cgroup_parent);
+    }
+    let _ = fsutil::unmount_all_under(&config.run_dir);
+    let _ = fs::remove_dir_all(&config.run_dir);
+    let _ = fsutil::unmount_all_under(&base);
+    let _ = fs::remove_dir_all(&base);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+fn bench_create(runtime: &MonitorRuntime, config: &RuntimeConfig, layer: &Path, n: usize) {
+    let pod: Pod = serde_yaml_ng::from_str(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: bench, namespace: default, uid: bench-uid}\nspec:\n  containers:\n  - {name: t, image: busybox, command: [/bin/true]}\n",
+    )
+    .unwrap();
+    let uid = "bench-uid";
+    let info = runtime
+        .ensure_sandbox(&SandboxRequest {
+            uid: uid.into(),
+            namespace: "default".into(),
+            name: "bench".into(),
+            hostname: "bench".into(),
+            share_pid: false,
+        })
+        .unwrap();
+    let paths = config.pod_paths(uid);
+    let etc = EtcFiles {
+        hosts: paths.etc().join("hosts"),
+        resolv_conf: paths.etc().join("resolv.conf"),
+        hostname: paths.etc().join("hostname"),
+    };
+    let namespaces = info.namespaces();
+    let volumes = BTreeMap::new();
+    let image = ImageConfig::default();
+    let container = &pod.spec.as_ref().unwrap().containers[0];
+    let rootfs = paths.bundle("t").join("rootfs");
+    let cgroup = monitor::container_cgroup(&config.pod_cgroup(uid), "t");
+
+    let mut kelp = Vec::new();
+    for attempt in 0..n + 1 {
+        let t0 = Instant::now();
+        runtime.prepare_rootfs(uid, "t", &[layer]).unwrap();
+        let spec = build_spec(&SpecInput {
+            pod: &pod,
+            container,
+            field_path: "spec.containers[0]".into(),
+            image: &image,
+            rootfs: &rootfs,
+            namespaces: &namespaces,
+            cgroups_path: cgroup.clone(),
+            etc_files: &etc,
+            volumes: &volumes,
+            lookup: &NoRefs,
+            node_name: "bench",
+            node_allocatable: None,
+            pod_ip: None,
+            host_ip: None,
+            pids_limit: Some(1024),
+        })
+        .unwrap();
+        runtime
+            .run_container(ContainerRequest {
+                uid,
+                name: "t",
+                attempt: attempt as u32,
+                spec,
+                log: config.log_dir.join("bench/t.log"),
+            })
+            .unwrap();
+        loop {
+            let runs = runtime.container_runs(uid).unwrap();
+            if let Some(exit) = runs.get("t").and_then(|r| r.exit.clone()) {
+                assert_eq!(exit.code, 0, "/bin/true failed in the kelp path");
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        protocol::call(
+            &paths.socket(),
+            &Request::Remove { name: "t".into() },
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        if attempt > 0 {
+            kelp.push(t0.elapsed()); // the first run warms caches
+        }
+    }
+    // crun and runc on the same bundle (config.json as kelp wrote it, its overlay root
+    // mounted again), joining the same sandbox namespaces.
+    let bundle = paths.bundle("t");
+    let data = config.pod_data_dir(uid).join("containers/t");
+    fsutil::unmount_all_under(&bundle).unwrap();
+    let _ = fs::remove_dir_all(&data);
+    for d in ["upper", "work"] {
+        fs::create_dir_all(data.join(d)).unwrap();
+    }
+    fsutil::mount_overlay(&[layer], &data.join("upper"), &data.join("work"), &rootfs).unwrap();
+    let mut figures = vec![("kelp (monitor + libcontainer)", median(kelp.clone()))];
+    for tool in ["crun", "runc"] {
+        let Ok(path) = which(tool) else {
+            panic!("{tool} is not installed: apt-get install {tool}");
+        };
+        let mut times = Vec::new();
+        for i in 0..n + 1 {
+            let id = format!("kelp-bench-{tool}-{}-{i}", std::process::id());
+            let t0 = Instant::now();
+            let status = Command::new(&path)
+                .args([
+                    "--root",
+                    &format!("/run/kelp-bench-{tool}-{}", std::process::id()),
+                ])
+                .args(["run", "--bundle"])
+                .arg(&bundle)
+                .arg(&id)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .output()
+                .unwrap();
+            assert!(
+                status.status.success(),
+                "{tool} run failed: {}",
+                String::from_utf8_lossy(&status.stderr)
+            );
+            if i > 0 {
+                times.push(t0.elapsed());
+            }
+        }
+        let _ = fs::remove_dir_all(format!("/run/kelp-bench-{tool}-{}", std::process::id()));
+        figures.push((tool, median(times)));
+    }
+    fsutil::unmount_all_under(&bundle).unwrap();
+    let crun = figures[1].1;
+    println!("create + start + wait + delete of /bin/true, median of {n}:");
+    for (name, d) in &figures {
+        println!(
+            "  {name:<32} {:>10}   {:.2}x crun",
+            ms(*d),
+            d.as_secs_f64() / crun.as_secs_f64()
+        );
+    }
+    let ratio = figures[0].1.as_secs_f64() / crun.as_secs_f64();
+    println!(
+        "  kelp / crun = {ratio:.2} (target <= 1.20): {}",
+        if ratio <= 1.2 { "met" } else { "MISSED" }
+    );
+}
+
+fn which(tool: &str) -> Result<PathBuf, ()> {
+    ["/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(tool))
+        .find(|p| p.exists())
+        .ok_or(())
+}
+
+fn bench_agent(base: &Path, config: &RuntimeConfig, full: bool) {
+    // A node of its own: image imported, agent relisting every 100 ms.
+    let node = base.join("node");
+    let manifests = node.join("manifests");
+    fs::create_dir_all(&manifests).unwrap();
+    let rootfs = node.join("rootfs");
+    fs::create_dir_all(&rootfs).unwrap();
+    kelp_agent::image::build::busybox_rootfs(&rootfs).unwrap();
+    let dirs = |cmd: &mut Command| {
+        cmd.arg("--state-dir")
+            .arg(node.join("state"))
+            .arg("--run-dir")
+            .arg(config.run_dir.join("node"))
+            .arg("--log-dir")
+            .arg(node.join("logs"));
+    };
+    let tar = node.join("busybox.tar");
+    let mut build = Command::new(AGENT);
+    build
+        .args(["image", "build"])
+        .arg(&rootfs)
+        .arg("-o")
+        .arg(&tar);
+    build.args(["--reference", "bench/busybox:1"]);
+    assert!(build.status().unwrap().success());
+    let mut import = Command::new(AGENT);
+    import.args(["image", "import"]).arg(&tar);
+    dirs(&mut import);
+    assert!(import.stdout(Stdio::null()).status().unwrap().success());
+
+    let mut run = Command::new(AGENT);
+    run.arg("run").arg("--manifests").arg(&manifests);
+    run.args([
+        "--node-name",
+        "bench",
+        "--sync-period-ms",
+        "100",
+        "--cgroup-parent",
+    ]);
+    run.arg(format!("{}/node", config.cgroup_parent));
+    dirs(&mut run);
+    let mut agent = run.stderr(Stdio::null()).spawn().unwrap();
+    let pod = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - {{name: c, image: bench/busybox:1, command: [sleep, '3600']}}\n"
+        )
+    };
+    let running = |count: usize| -> bool {
+        let out = {
+            let mut c = Command::new(AGENT);
+            c.args(["pods", "-o", "json"]);
+            dirs(&mut c);
+            c.output().unwrap()
+        };
+        let pods: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        pods.iter()
+            .filter(|p| p["status"]["phase"] == "Running")
+            .count()
+            >= count
+    };
+    let t0 = Instant::now();
+    fs::write(manifests.join("p0.yaml"), pod("p0")).unwrap();
+    while !running(1) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "static pod never ran"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let to_running = t0.elapsed();
+    println!(
+        "manifest to Running, one-container static pod: {} (relist period 100 ms; reported)",
+        ms(to_running)
+    );
+    let monitors = || -> Vec<i32> {
+        let mut pids = Vec::new();
+        for e in fs::read_dir(config.run_dir.join("node/pods")).unwrap() {
+            let p = e.unwrap().path().join("monitor.json");
+            if let Ok(Some(info)) =
+                kelp_agent::runtime::state::read_json::<kelp_agent::runtime::state::MonitorInfo>(&p)
+            {
+                pids.push(info.monitor.pid);
+            }
+        }
+        pids
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let report = |label: &str| {
+        let m = monitors();
+        let agent_rss = rss_kib(agent.id() as i32);
+        let mon: Vec<u64> = m.iter().map(|&p| rss_kib(p)).collect();
+        let total = agent_rss + mon.iter().sum::<u64>();
+        println!(
+            "RSS {label}: agent {} KiB, {} monitors {} KiB (each ~{} KiB), total {:.1} MiB (budget: single-digit MiB for the agent)",
+            agent_rss,
+            m.len(),
+            mon.iter().sum::<u64>(),
+            mon.first().copied().unwrap_or(0),
+            total as f64 / 1024.0
+        );
+    };
+    report("idle, 1 pod");
+    for i in 1..10 {
+        fs::write(manifests.join(format!("p{i}.yaml")), pod(&format!("p{i}"))).unwrap();
+    }
+    let t1 = Instant::now();
+    while !running(10) {
+        assert!(
+            t1.elapsed() < Duration::from_secs(if full { 120 } else { 300 }),
+            "10 pods never ran"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    report("idle, 10 pods");
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let rt = {
+        let mut c = config.clone();
+        c.run_dir = config.run_dir.join("node");
+        c.state_dir = node.join("state");
+        c.log_dir = node.join("logs");
+        c.cgroup_parent = format!("{}/node", config.cgroup_parent);
+        MonitorRuntime::new(c).unwrap()
+    };
+    for uid in rt.sandboxes().unwrap() {
+        rt.remove_sandbox(&uid, None).unwrap();
+    }
+}

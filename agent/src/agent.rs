@@ -1,0 +1,480 @@
+//! The agent's loop: level-triggered, like the kubelet's sync loop. Every period it reads what
+//! should run (static pod manifests for now), lists what runs (monitors' state files), and lets
+//! each pod worker act: start containers, restart them after their back-off, terminate pods
+//! that are no longer wanted, and record each pod's status. Nothing it keeps in memory is
+//! needed to carry on after a restart.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use kelp_shared::api::core::{ConfigMap, Pod, Secret};
+use kelp_shared::api::meta::Time;
+
+use crate::image::ImageStore;
+use crate::pod::{self, Action, BackOff, Kind, PodView};
+use crate::runtime::spec::{self, EnvLookup, EtcFiles, SpecInput};
+use crate::runtime::state::{read_json, write_json, MonitorInfo, SandboxConfig};
+use crate::runtime::{
+    monitor, ContainerRequest, ContainerRuntime, MonitorRuntime, RuntimeConfig, SandboxRequest,
+};
+use crate::static_pods::{self, Desired, DesiredPod};
+use crate::store::{LocalState, PodRecord};
+
+/// How the agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub node_name: String,
+    pub manifests_dir: PathBuf,
+    pub runtime: RuntimeConfig,
+    /// How often the loop relists (the kubelet's PLEG relists every second).
+    pub sync_period: Duration,
+    pub backoff: BackOff,
+    pub pids_limit: Option<i64>,
+}
+
+/// The status file of a pod (`<run-dir>/pods/<uid>/status.json`), read by `kelp-agent pods`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PodReport {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub status: kelp_shared::api::core::PodStatus,
+}
+
+#[derive(Default)]
+struct Worker {
+    last_report: Option<PodReport>,
+    /// When termination was asked for, and by when it must be over.
+    terminating: Option<Instant>,
+    /// Last problem logged, so a persistent one is logged once.
+    last_problem: Option<String>,
+}
+
+pub struct Agent {
+    config: AgentConfig,
+    runtime: MonitorRuntime,
+    images: ImageStore,
+    state: LocalState,
+    records: BTreeMap<String, PodRecord>,
+    workers: BTreeMap<String, Worker>,
+    last_errors: Vec<String>,
+}
+
+struct Lookup<'a> {
+    namespace: &'a str,
+    desired: &'a Desired,
+}
+
+impl EnvLookup for Lookup<'_> {
+    fn config_map(&self, name: &str) -> Option<&ConfigMap> {
+        self.desired
+            .config_maps
+            .get(&(self.namespace.to_string(), name.to_string()))
+    }
+    fn secret(&self, name: &str) -> Option<&Secret> {
+        self.desired
+            .secrets
+            .get(&(self.namespace.to_string(), name.to_string()))
+    }
+}
+
+/// A container that cannot be created until something changes: Kubernetes reason + message.
+struct Blocked(&'static str, String);
+
+impl Agent {
+    pub fn new(config: AgentConfig) -> Result<Self> {
+        if crate::runtime::fsutil::ensure_tmpfs(&config.runtime.run_dir)? {
+            tracing::info!(
+                "{} was not on tmpfs: mounted one there",
+                config.runtime.run_dir.display()
+            );
+        }
+        let runtime = MonitorRuntime::new(config.runtime.clone())?;
+        let images = ImageStore::open(config.runtime.state_dir.join("images"))?;
+        let state = LocalState::open(&config.runtime.state_dir.join("agent.redb"))?;
+        let records = state.pods()?;
+        Ok(Self {
+            config,
+            runtime,
+            images,
+            state,
+            records,
+            workers: BTreeMap::new(),
+            last_errors: Vec::new(),
+        })
+    }
+
+    /// Runs the loop until `stop` is set.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<()> {
+        tracing::info!(
+            node = %self.config.node_name,
+            manifests = %self.config.manifests_dir.display(),
+            "kelp-agent running"
+        );
+        while !stop.load(Ordering::Relaxed) {
+            if let Err(e) = self.sync_once() {
+                tracing::error!("sync: {e:#}");
+            }
+            std::thread::sleep(self.config.sync_period);
+        }
+        Ok(())
+    }
+
+    /// One pass of the loop.
+    pub fn sync_once(&mut self) -> Result<()> {
+        self.runtime.reap_children();
+        let desired = static_pods::read_dir(&self.config.manifests_dir, &self.config.node_name);
+        if desired.errors != self.last_errors {
+            for e in &desired.errors {
+                tracing::error!("manifest: {e}");
+            }
+            self.last_errors = desired.errors.clone();
+        }
+        let wanted: BTreeSet<String> = desired.pods.iter().map(|p| p.uid.clone()).collect();
+        for dp in &desired.pods {
+            if let Err(e) = self.sync_pod(dp, &desired) {
+                self.problem(
+                    &dp.uid,
+                    format!(
+                        "pod {}: {e:#}",
+                        dp.pod.metadata.name.as_deref().unwrap_or("")
+                    ),
+                );
+            }
+        }
+        let mut gone: BTreeSet<String> = self.runtime.sandboxes()?.into_iter().collect();
+        gone.extend(self.records.keys().cloned());
+        for uid in gone.difference(&wanted) {
+            if let Err(e) = self.terminate_pod(uid) {
+                self.problem(uid, format!("terminating pod {uid}: {e:#}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn problem(&mut self, uid: &str, message: String) {
+        let worker = self.workers.entry(uid.to_string()).or_default();
+        if worker.last_problem.as_ref() != Some(&message) {
+            tracing::error!("{message}");
+            worker.last_problem = Some(message);
+        }
+    }
+
+    fn sync_pod(&mut self, dp: &DesiredPod, desired: &Desired) -> Result<()> {
+        let uid = dp.uid.as_str();
+        if self.records.get(uid).is_none_or(|r| r.pod != dp.pod) {
+            let restarts = self
+                .records
+                .get(uid)
+                .map(|r| r.restarts.clone())
+                .unwrap_or_default();
+            let record = PodRecord {
+                pod: dp.pod.clone(),
+                restarts,
+            };
+            self.state.put(uid, &record)?;
+            self.records.insert(uid.to_string(), record);
+        }
+        let pod = &dp.pod;
+        let meta = &pod.metadata;
+        let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
+        let name = meta.name.clone().unwrap_or_default();
+        let spec = pod.spec.as_ref().context("pod without spec")?;
+        let info = self.runtime.ensure_sandbox(&SandboxRequest {
+            uid: uid.to_string(),
+            namespace: namespace.clone(),
+            name: name.clone(),
+            hostname: spec.hostname.clone().unwrap_or_else(|| name.clone()),
+            share_pid: spec.share_process_namespace.unwrap_or(false),
+        })?;
+        let paths = self.runtime.config.pod_paths(uid);
+        if !paths.pod().exists() {
+            write_json(&paths.pod(), pod)?;
+        }
+
+        let mut blocked = BTreeMap::new();
+        let runs = self.runtime.container_runs(uid)?;
+        let restarts = self.records[uid].restarts.clone();
+        let view = PodView {
+            pod,
+            runs: &runs,
+            restarts: &restarts,
+            blocked: &blocked,
+            backoff: self.config.backoff,
+            now: Utc::now(),
+        };
+        let actions = view.actions();
+        let mut new_restarts = restarts.clone();
+        for Action::Start { kind, index } in actions {
+            let container = match kind {
+                Kind::Init => &pod::init_containers(pod)[index],
+                Kind::App => &pod::app_containers(pod)[index],
+            };
+            let previous = runs.get(&container.name);
+            let count = new_restarts
+                .get(&container.name)
+                .copied()
+                .unwrap_or_default();
+            let next = match previous {
+                Some(run) => pod::next_restarts(count, run, &self.config.backoff),
+                None => count,
+            };
+            match self.start_container(dp, desired, &info, kind, index, next.count) {
+                Ok(pid) => {
+                    tracing::info!(pod = %name, container = %container.name, pid, restarts = next.count, "started");
+                    new_restarts.insert(container.name.clone(), next);
+                }
+                Err(Err(e)) => {
+                    // The monitor recorded the failed start; back-off applies as for a crash.
+                    tracing::warn!(pod = %name, container = %container.name, "start failed: {e:#}");
+                    new_restarts.insert(container.name.clone(), next);
+                }
+                Err(Ok(Blocked(reason, message))) => {
+                    blocked.insert(container.name.clone(), (reason.to_string(), message));
+                }
+            }
+        }
+        if new_restarts != restarts {
+            let record = self.records.get_mut(uid).expect("recorded above");
+            record.restarts = new_restarts;
+            self.state.put(uid, record)?;
+        }
+
+        let runs = self.runtime.container_runs(uid)?;
+        let restarts = &self.records[uid].restarts;
+        let view = PodView {
+            pod,
+            runs: &runs,
+            restarts,
+            blocked: &blocked,
+            backoff: self.config.backoff,
+            now: Utc::now(),
+        };
+        let created = fs::metadata(&paths.dir)
+            .and_then(|m| m.created().or_else(|_| m.modified()))
+            .ok()
+            .map(|t| Time(chrono::DateTime::<Utc>::from(t).with_nanosecond_zero()));
+        let report = PodReport {
+            namespace,
+            name,
+            uid: uid.to_string(),
+            status: view.status(created),
+        };
+        let worker = self.workers.entry(uid.to_string()).or_default();
+        if worker.last_report.as_ref() != Some(&report) {
+            write_json(&paths.status(), &report)?;
+            worker.last_report = Some(report);
+        }
+        worker.last_problem = None;
+        Ok(())
+    }
+
+    /// Starts one container; `Err(Ok(Blocked))` when it cannot be created as things are,
+    /// `Err(Err(_))` when the runtime failed.
+    fn start_container(
+        &self,
+        dp: &DesiredPod,
+        desired: &Desired,
+        info: &MonitorInfo,
+        kind: Kind,
+        index: usize,
+        attempt: u32,
+    ) -> std::result::Result<i32, std::result::Result<Blocked, anyhow::Error>> {
+        let pod = &dp.pod;
+        let uid = dp.uid.as_str();
+        let (container, field_path) = match kind {
+            Kind::Init => (
+                &pod::init_containers(pod)[index],
+                format!("spec.initContainers[{index}]"),
+            ),
+            Kind::App => (
+                &pod::app_containers(pod)[index],
+                format!("spec.containers[{index}]"),
+            ),
+        };
+        let reference = container.image.clone().unwrap_or_default();
+        let image = match self.images.get(&reference) {
+            Ok(Some(image)) => image,
+            Ok(None) => {
+                let never = container.image_pull_policy.as_deref() == Some("Never");
+                return Err(Ok(Blocked(
+                    if never { "ErrImageNeverPull" } else { "ErrImagePull" },
+                    format!(
+                        "image {reference:?} is not present on this node (pulling from registries is not supported yet: import it with `kelp-agent image import FILE`)"
+                    ),
+                )));
+            }
+            Err(e) => return Err(Err(anyhow::anyhow!("image store: {e}"))),
+        };
+        let volumes = self
+            .prepare_volumes(pod, uid)
+            .map_err(|m| Ok(Blocked("CreateContainerConfigError", m)))?;
+        let paths = self.runtime.config.pod_paths(uid);
+        let etc = paths.etc();
+        let etc_files = EtcFiles {
+            hosts: etc.join("hosts"),
+            resolv_conf: etc.join("resolv.conf"),
+            hostname: etc.join("hostname"),
+        };
+        let namespaces = info.namespaces();
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let lookup = Lookup { namespace, desired };
+        let rootfs = self
+            .runtime
+            .prepare_rootfs(uid, &container.name, &image.lower_dirs())
+            .map_err(Err)?;
+        let spec = spec::build_spec(&SpecInput {
+            pod,
+            container,
+            field_path,
+            image: &image.config,
+            rootfs: &rootfs,
+            namespaces: &namespaces,
+            cgroups_path: monitor::container_cgroup(
+                &self.runtime.config.pod_cgroup(uid),
+                &container.name,
+            ),
+            etc_files: &etc_files,
+            volumes: &volumes,
+            lookup: &lookup,
+            node_name: &self.config.node_name,
+            node_allocatable: None,
+            pod_ip: None,
+            host_ip: None,
+            pids_limit: self.config.pids_limit,
+        })
+        .map_err(|e| Ok(Blocked("CreateContainerConfigError", e.to_string())))?;
+        let name = pod.metadata.name.as_deref().unwrap_or("");
+        let log = self
+            .runtime
+            .config
+            .pod_log_dir(namespace, name, uid)
+            .join(format!("{}.log", container.name));
+        self.runtime
+            .run_container(ContainerRequest {
+                uid,
+                name: &container.name,
+                attempt,
+                spec,
+                log,
+            })
+            .map_err(Err)
+    }
+
+    /// The pod's volumes as host paths: hostPath as given (created for `DirectoryOrCreate`),
+    /// emptyDir in the pod's data directory. Other kinds are not supported yet.
+    fn prepare_volumes(
+        &self,
+        pod: &Pod,
+        uid: &str,
+    ) -> std::result::Result<BTreeMap<String, PathBuf>, String> {
+        let mut out = BTreeMap::new();
+        let volumes = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.volumes.as_deref())
+            .unwrap_or(&[]);
+        for (i, v) in volumes.iter().enumerate() {
+            let field = format!("spec.volumes[{i}]");
+            let path = if let Some(hp) = &v.host_path {
+                let path = PathBuf::from(&hp.path);
+                match hp.type_.as_deref().unwrap_or("") {
+                    "" => {}
+                    "DirectoryOrCreate" => fs::create_dir_all(&path).map_err(|e| {
+                        format!("{field}.hostPath.path: creating {}: {e}", path.display())
+                    })?,
+                    "Directory" if path.is_dir() => {}
+                    "Directory" => {
+                        return Err(format!(
+                            "{field}.hostPath.path: {} is not a directory",
+                            path.display()
+                        ))
+                    }
+                    other => {
+                        return Err(format!(
+                            "{field}.hostPath.type: {other} is not supported yet"
+                        ))
+                    }
+                }
+                path
+            } else if let Some(ed) = &v.empty_dir {
+                if ed.medium.as_deref().is_some_and(|m| !m.is_empty()) {
+                    return Err(format!(
+                        "{field}.emptyDir.medium: only the node's disk is supported yet"
+                    ));
+                }
+                let path = self
+                    .runtime
+                    .config
+                    .pod_data_dir(uid)
+                    .join("volumes")
+                    .join(&v.name);
+                fs::create_dir_all(&path).map_err(|e| format!("{field}.emptyDir: {e}"))?;
+                path
+            } else {
+                return Err(format!(
+                    "{field}: only hostPath and emptyDir volumes are supported yet"
+                ));
+            };
+            out.insert(v.name.clone(), path);
+        }
+        Ok(out)
+    }
+
+    /// Terminates a pod that is no longer wanted: SIGTERM, the grace period, SIGKILL (by the
+    /// monitor), then removal of everything the pod had.
+    fn terminate_pod(&mut self, uid: &str) -> Result<()> {
+        let paths = self.runtime.config.pod_paths(uid);
+        let sandbox: Option<SandboxConfig> = read_json(&paths.sandbox())?;
+        let grace = self
+            .records
+            .get(uid)
+            .and_then(|r| r.pod.spec.as_ref())
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30)
+            .max(0) as u64;
+        let grace = Duration::from_secs(grace);
+        if self.runtime.sandbox(uid)?.is_some() {
+            let runs = self.runtime.container_runs(uid)?;
+            let running: Vec<&String> = runs
+                .values()
+                .filter(|r| r.running())
+                .map(|r| &r.name)
+                .collect();
+            if !running.is_empty() {
+                let worker = self.workers.entry(uid.to_string()).or_default();
+                if worker.terminating.is_none() {
+                    for name in running {
+                        self.runtime.stop_container(uid, name, grace)?;
+                    }
+                    self.workers.entry(uid.to_string()).or_default().terminating =
+                        Some(Instant::now() + grace);
+                }
+                return Ok(());
+            }
+        }
+        let log_dir = sandbox.map(|s| self.runtime.config.pod_log_dir(&s.namespace, &s.name, uid));
+        self.runtime.remove_sandbox(uid, log_dir.as_deref())?;
+        if self.records.remove(uid).is_some() {
+            self.state.remove(uid)?;
+        }
+        self.workers.remove(uid);
+        tracing::info!(pod = uid, "removed");
+        Ok(())
+    }
+}
+
+trait NanoZero {
+    fn with_nanosecond_zero(self) -> Self;
+}
+
+impl NanoZero for chrono::DateTime<Utc> {
+    fn with_nanosecond_zero(self) -> Self {
+        chrono::DateTime::from_timestamp(self.timestamp(), 0).unwrap_or(self)
+    }
+}

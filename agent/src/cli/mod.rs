@@ -1,0 +1,2 @@
+//! Subcommands of the `kelp-agent` binary.
+pub mod image;

@@ -1,0 +1,533 @@
+//! The per-pod monitor: `kelp-agent monitor POD_DIR`, one process per pod, started by the agent
+//! and outliving it.
+//!
+//! It is the pod's sandbox and the parent of the pod's containers:
+//! - it unshares the network, IPC and UTS namespaces (and, for `shareProcessNamespace`, starts a
+//!   `kelp-agent pause` child as PID 1 of a new PID namespace) which every container joins, sets
+//!   the hostname and brings `lo` up;
+//! - it creates and starts containers through libcontainer on the agent's request, in this
+//!   single-threaded process (libcontainer forks and clones its caller: never from the agent's
+//!   threads);
+//! - it reaps them (pidfds in one `poll(2)` loop, no timer while idle) and records exit code, OOM
+//!   kill and finish time under the run dir, so an agent that was down learns what happened;
+//! - it copies their stdout and stderr into the CRI log files;
+//! - it enforces stop grace periods: SIGTERM, then SIGKILL at the deadline.
+//!
+//! It never decides anything: restarts, back-off and deletion are the agent's.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::syscall::syscall::SyscallType;
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::io::Errno;
+use rustix::process::{
+    pidfd_open, pidfd_send_signal, waitpid, Pid, PidfdFlags, Signal, WaitOptions,
+};
+
+use super::protocol::{Request, Response};
+use super::state::{
+    read_json, write_json, ContainerRun, Exit, MonitorInfo, PodPaths, ProcessId, SandboxConfig,
+};
+use crate::logs::{LogConfig, LogWriter, Stream};
+
+/// The cgroup, below the pod's, that holds the monitor (and the pause process). The leading
+/// underscore keeps it apart from containers' cgroups: container names are DNS labels.
+pub const MONITOR_CGROUP: &str = "_monitor";
+
+/// The cgroup of container `name` of the pod whose cgroup is `pod_cgroup`.
+pub fn container_cgroup(pod_cgroup: &str, name: &str) -> String {
+    format!("{}/{name}", pod_cgroup.trim_end_matches('/'))
+}
+
+struct Running {
+    run: ContainerRun,
+    pidfd: Option<OwnedFd>,
+    stdout: Option<File>,
+    stderr: Option<File>,
+    log: LogWriter,
+    kill_at: Option<Instant>,
+}
+
+struct Monitor {
+    paths: PodPaths,
+    config: SandboxConfig,
+    containers: BTreeMap<String, Running>,
+    pause: Option<Child>,
+}
+
+/// `kelp-agent pause`: PID 1 of a pod's shared PID namespace. Holds the namespace and reaps
+/// the orphans that are re-parented to it.
+pub fn pause() -> ! {
+    loop {
+        match waitpid(None, WaitOptions::empty()) {
+            Ok(_) => {}
+            Err(_) => std::thread::sleep(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// `kelp-agent monitor POD_DIR`.
+pub fn main(pod_dir: &Path) -> Result<()> {
+    let paths = PodPaths {
+        dir: pod_dir.to_path_buf(),
+    };
+    let config: SandboxConfig = read_json(&paths.sandbox())?
+        .with_context(|| format!("{}: missing", paths.sandbox().display()))?;
+    let me = std::process::id() as i32;
+
+    let monitor_cgroup = container_cgroup(&config.pod_cgroup, MONITOR_CGROUP);
+    crate::cgroup::Cgroups::detect()
+        .and_then(|cg| {
+            cg.create(&monitor_cgroup)?;
+            cg.add_process(&monitor_cgroup, me as u32)
+        })
+        .with_context(|| format!("joining cgroup {monitor_cgroup}"))?;
+    rustix::process::set_child_subreaper(Some(Pid::from_raw(me).expect("own pid")))
+        .context("PR_SET_CHILD_SUBREAPER")?;
+
+    use rustix::thread::UnshareFlags as U;
+    let mut flags = U::NEWNET | U::NEWIPC | U::NEWUTS;
+    if config.share_pid {
+        flags |= U::NEWPID;
+    }
+    // Deprecated only for CLONE_FILES, which would invalidate open descriptors; not used here.
+    #[allow(deprecated)]
+    rustix::thread::unshare(flags).context("unshare(net, ipc, uts) for the pod sandbox")?;
+    rustix::system::sethostname(config.hostname.as_bytes())
+        .with_context(|| format!("sethostname {:?}", config.hostname))?;
+    loopback_up().context("bringing lo up in the pod's network namespace")?;
+
+    let pause = if config.share_pid {
+        let child = Command::new("/proc/self/exe")
+            .arg("pause")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the pause process of the shared PID namespace")?;
+        Some(child)
+    } else {
+        None
+    };
+
+    let socket = paths.socket();
+    let _ = fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket)
+        .with_context(|| format!("listening on {}", socket.display()))?;
+    listener.set_nonblocking(true)?;
+    let info = MonitorInfo {
+        monitor: ProcessId::of(me).context("own /proc entry")?,
+        pause: pause.as_ref().and_then(|c| ProcessId::of(c.id() as i32)),
+    };
+    write_json(&paths.monitor(), &info)?;
+
+    let mut monitor = Monitor {
+        paths,
+        config,
+        containers: BTreeMap::new(),
+        pause,
+    };
+    monitor.serve(&listener)
+}
+
+/// Sets `lo` (index 1 in every network namespace) up: a new namespace starts with it down.
+fn loopback_up() -> Result<()> {
+    use libcontainer::network::link::LinkClient;
+    use libcontainer::network::wrapper::create_network_client;
+    let mut links =
+        LinkClient::new(create_network_client()).map_err(|e| anyhow::anyhow!("netlink: {e}"))?;
+    links
+        .set_up(1)
+        .map_err(|e| anyhow::anyhow!("set lo up: {e}"))
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Monitor {
+    fn serve(&mut self, listener: &UnixListener) -> Result<()> {
+        loop {
+            // Reap first: a container whose pidfd fired, or which exited while we were busy.
+            self.reap();
+            self.enforce_deadlines();
+
+            let names: Vec<String> = self.containers.keys().cloned().collect();
+            let mut fds = vec![PollFd::new(listener, PollFlags::IN)];
+            let mut owners = Vec::new(); // (container, 0 = pidfd, 1 = stdout, 2 = stderr)
+            for name in &names {
+                let c = &self.containers[name];
+                if let Some(fd) = &c.pidfd {
+                    fds.push(PollFd::new(fd, PollFlags::IN));
+                    owners.push((name.clone(), 0));
+                }
+                if let Some(f) = &c.stdout {
+                    fds.push(PollFd::new(f, PollFlags::IN));
+                    owners.push((name.clone(), 1));
+                }
+                if let Some(f) = &c.stderr {
+                    fds.push(PollFd::new(f, PollFlags::IN));
+                    owners.push((name.clone(), 2));
+                }
+            }
+            let timeout = self
+                .containers
+                .values()
+                .filter_map(|c| c.kill_at)
+                .min()
+                .map(|at| {
+                    let d = at.saturating_duration_since(Instant::now());
+                    rustix::time::Timespec {
+                        tv_sec: d.as_secs() as i64,
+                        tv_nsec: d.subsec_nanos() as _,
+                    }
+                });
+            match poll(&mut fds, timeout.as_ref()) {
+                Ok(_) => {}
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e).context("poll"),
+            }
+            let listener_ready = !fds[0].revents().is_empty();
+            let ready: Vec<(String, u8)> = fds[1..]
+                .iter()
+                .zip(owners)
+                .filter(|(fd, _)| !fd.revents().is_empty())
+                .map(|(_, owner)| owner)
+                .collect();
+            drop(fds);
+
+            for (name, what) in ready {
+                if what != 0 {
+                    self.drain(&name, what);
+                }
+            }
+            if listener_ready {
+                loop {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            if self.handle(stream)? {
+                                return Ok(());
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e).context("accept"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies what a container wrote into its log file; at end of file the stream is done.
+    fn drain(&mut self, name: &str, what: u8) {
+        let Some(c) = self.containers.get_mut(name) else {
+            return;
+        };
+        let (file, stream) = match what {
+            1 => (&mut c.stdout, Stream::Stdout),
+            _ => (&mut c.stderr, Stream::Stderr),
+        };
+        let Some(f) = file else { return };
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => {
+                    let _ = c.log.finish(stream, SystemTime::now());
+                    *file = None;
+                    return;
+                }
+                Ok(n) => {
+                    if let Err(e) = c.log.write(stream, &buf[..n], SystemTime::now()) {
+                        eprintln!("monitor: log of {name}: {e}");
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    eprintln!("monitor: reading output of {name}: {e}");
+                    *file = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reaps every exited container and records how it ended.
+    fn reap(&mut self) {
+        let cgroups = crate::cgroup::Cgroups::detect().ok();
+        for (name, c) in self.containers.iter_mut() {
+            let Some(process) = c.run.process else {
+                continue;
+            };
+            if c.run.exit.is_some() {
+                continue;
+            }
+            let pid = Pid::from_raw(process.pid).expect("recorded pid > 0");
+            let status = match waitpid(Some(pid), WaitOptions::NOHANG) {
+                Ok(Some((_, status))) => status,
+                Ok(None) => continue,
+                Err(e) => {
+                    eprintln!("monitor: waitpid {name} ({}): {e}", process.pid);
+                    continue;
+                }
+            };
+            let signal = status.terminating_signal();
+            let code = status
+                .exit_status()
+                .unwrap_or_else(|| 128 + signal.unwrap_or(0));
+            let cgroup = container_cgroup(&self.config.pod_cgroup, name);
+            let oom_killed = cgroups
+                .as_ref()
+                .and_then(|cg| cg.oom_kills(&cgroup).ok())
+                .is_some_and(|n| n > 0);
+            // With a shared PID namespace the container's other processes outlive its first.
+            if let Some(cg) = &cgroups {
+                if let Err(e) = cg.kill_all(&cgroup) {
+                    eprintln!("monitor: killing what is left of {name}: {e}");
+                }
+            }
+            c.run.exit = Some(Exit {
+                code,
+                signal,
+                oom_killed,
+            });
+            c.run.finished_at = Some(now_rfc3339());
+            c.pidfd = None;
+            c.kill_at = None;
+            if let Err(e) = write_json(&self.paths.container_state(name), &c.run) {
+                eprintln!("monitor: recording the exit of {name}: {e}");
+            }
+        }
+    }
+
+    fn enforce_deadlines(&mut self) {
+        let now = Instant::now();
+        for (name, c) in self.containers.iter_mut() {
+            if c.kill_at.is_some_and(|at| at <= now) {
+                c.kill_at = None;
+                if let Some(fd) = &c.pidfd {
+                    if let Err(e) = pidfd_send_signal(fd, Signal::KILL) {
+                        eprintln!("monitor: SIGKILL {name}: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Serves one request; `Ok(true)` when the monitor must exit.
+    fn handle(&mut self, stream: UnixStream) -> Result<bool> {
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut line = String::new();
+        BufReader::new(&stream).read_line(&mut line)?;
+        let (response, exit) = match serde_json::from_str::<Request>(&line) {
+            Err(e) => (Response::error(format!("bad request: {e}")), false),
+            Ok(Request::Run {
+                name,
+                attempt,
+                bundle,
+                log,
+            }) => match self.run(&name, attempt, &bundle, &log) {
+                Ok(pid) => (
+                    Response {
+                        pid: Some(pid),
+                        ..Response::ok()
+                    },
+                    false,
+                ),
+                Err(e) => (Response::error(format!("{e:#}")), false),
+            },
+            Ok(Request::Stop { name, grace_ms }) => (self.stop(&name, grace_ms), false),
+            Ok(Request::Remove { name }) => match self.remove(&name) {
+                Ok(()) => (Response::ok(), false),
+                Err(e) => (Response::error(format!("{e:#}")), false),
+            },
+            Ok(Request::Shutdown) => {
+                self.shutdown();
+                (Response::ok(), true)
+            }
+        };
+        let mut out = serde_json::to_vec(&response)?;
+        out.push(b'\n');
+        let _ = (&stream).write_all(&out);
+        Ok(exit)
+    }
+
+    fn run(&mut self, name: &str, attempt: u32, bundle: &Path, log: &Path) -> Result<i32> {
+        if self.containers.get(name).is_some_and(|c| c.run.running()) {
+            anyhow::bail!("container {name} is running");
+        }
+        self.forget(name)?;
+        let state_path = self.paths.container_state(name);
+        let last = read_json::<ContainerRun>(&state_path)?
+            .filter(|old| !old.running())
+            .map(|mut old| {
+                old.last = None;
+                Box::new(old)
+            });
+        let mut run = ContainerRun {
+            name: name.to_string(),
+            attempt,
+            last,
+            ..Default::default()
+        };
+        let log_writer = LogWriter::open(
+            log,
+            LogConfig {
+                max_size: self.config.log_max_size,
+                max_files: self.config.log_max_files,
+            },
+        )
+        .with_context(|| format!("opening log {}", log.display()))?;
+        match self.create_and_start(name, bundle) {
+            Ok((pid, stdout, stderr)) => {
+                run.process = ProcessId::of(pid);
+                run.started_at = Some(now_rfc3339());
+                let pidfd = pidfd_open(Pid::from_raw(pid).expect("pid > 0"), PidfdFlags::empty())
+                    .with_context(|| format!("pidfd_open {pid}"))?;
+                write_json(&state_path, &run)?;
+                self.containers.insert(
+                    name.to_string(),
+                    Running {
+                        run,
+                        pidfd: Some(pidfd),
+                        stdout: Some(stdout),
+                        stderr: Some(stderr),
+                        log: log_writer,
+                        kill_at: None,
+                    },
+                );
+                Ok(pid)
+            }
+            Err(e) => {
+                run.start_error = Some(format!("{e:#}"));
+                run.finished_at = Some(now_rfc3339());
+                write_json(&state_path, &run)?;
+                let _ = self.delete_libcontainer(name);
+                Err(e)
+            }
+        }
+    }
+
+    fn create_and_start(&mut self, name: &str, bundle: &Path) -> Result<(i32, File, File)> {
+        let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let stdin = File::open("/dev/null")?;
+        let mut container = ContainerBuilder::new(name.to_string(), SyscallType::Linux)
+            .with_root_path(self.paths.libcontainer_root())?
+            .with_stdin(OwnedFd::from(stdin))
+            .with_stdout(out_w)
+            .with_stderr(err_w)
+            .validate_id()?
+            .as_init(bundle)
+            .with_systemd(false)
+            .with_detach(true)
+            .build()
+            .context("libcontainer create")?;
+        container.start().context("libcontainer start")?;
+        let pid = container
+            .pid()
+            .context("libcontainer reported no pid")?
+            .as_raw();
+        for fd in [&out_r, &err_r] {
+            rustix::fs::fcntl_setfl(fd.as_fd(), rustix::fs::OFlags::NONBLOCK)?;
+        }
+        Ok((pid, File::from(out_r), File::from(err_r)))
+    }
+
+    fn stop(&mut self, name: &str, grace_ms: u64) -> Response {
+        let Some(c) = self.containers.get_mut(name) else {
+            return Response::ok();
+        };
+        let Some(fd) = &c.pidfd else {
+            return Response::ok();
+        };
+        let signal = if grace_ms == 0 {
+            Signal::KILL
+        } else {
+            Signal::TERM
+        };
+        if let Err(e) = pidfd_send_signal(fd, signal) {
+            return Response::error(format!("signal {name}: {e}"));
+        }
+        let deadline = Instant::now() + Duration::from_millis(grace_ms);
+        c.kill_at = Some(c.kill_at.map_or(deadline, |at| at.min(deadline)));
+        Response::ok()
+    }
+
+    /// Drops an exited container: its libcontainer state and cgroup, its state file.
+    fn remove(&mut self, name: &str) -> Result<()> {
+        if self.containers.get(name).is_some_and(|c| c.run.running()) {
+            anyhow::bail!("container {name} is running; stop it first");
+        }
+        self.forget(name)?;
+        match fs::remove_file(self.paths.container_state(name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn forget(&mut self, name: &str) -> Result<()> {
+        if let Some(mut c) = self.containers.remove(name) {
+            for s in [Stream::Stdout, Stream::Stderr] {
+                let _ = c.log.finish(s, SystemTime::now());
+            }
+        }
+        self.delete_libcontainer(name)
+    }
+
+    fn delete_libcontainer(&self, name: &str) -> Result<()> {
+        let dir = self.paths.libcontainer_root().join(name);
+        if !dir.exists() {
+            return Ok(());
+        }
+        let mut container = Container::load(dir.clone())
+            .with_context(|| format!("loading libcontainer state {}", dir.display()))?;
+        container
+            .delete(true)
+            .with_context(|| format!("libcontainer delete {name}"))
+    }
+
+    /// Kills whatever still runs, waits for it, removes every container.
+    fn shutdown(&mut self) {
+        for c in self.containers.values() {
+            if let Some(fd) = &c.pidfd {
+                let _ = pidfd_send_signal(fd, Signal::KILL);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.containers.values().any(|c| c.run.running()) && Instant::now() < deadline {
+            self.reap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let names: Vec<String> = self.containers.keys().cloned().collect();
+        for name in names {
+            let names_drain = [1u8, 2];
+            for what in names_drain {
+                self.drain(&name, what);
+            }
+            if let Err(e) = self.forget(&name) {
+                eprintln!("monitor: removing {name}: {e:#}");
+            }
+        }
+        if let Some(mut pause) = self.pause.take() {
+            let _ = pause.kill();
+            let _ = pause.wait();
+        }
+        let _ = fs::remove_file(self.paths.socket());
+    }
+}
+
+/// The bundle directory of a container run: where its `config.json` goes.
+pub fn bundle_config(bundle: &Path) -> PathBuf {
+    bundle.join("config.json")
+}
