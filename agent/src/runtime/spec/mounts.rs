@@ -98,6 +98,39 @@ fn check_sub_path(sub: &str, field: &str) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// Resolves `sub` inside the volume at `root`, creating missing directories as the kubelet
+/// does, and refuses a path through a symlink: a container may plant one in a shared volume to
+/// make a later `subPath` mount expose a host path (CVE-2017-1002101). The check happens when
+/// the container is created; a container of the same pod racing to swap a directory for a
+/// symlink in between is not prevented (the kubelet's fd-based bind mounts would be).
+fn resolve_sub_path(root: &Path, sub: &str, field: &str) -> Result<std::path::PathBuf, SpecError> {
+    let mut path = root.to_path_buf();
+    for component in Path::new(sub).components() {
+        let Component::Normal(name) = component else {
+            continue;
+        };
+        path.push(name);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(SpecError::new(
+                    field,
+                    format!("{sub:?} passes through a symlink in the volume; refused"),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir(&path).map_err(|e| {
+                    SpecError::new(field, format!("creating {}: {e}", path.display()))
+                })?;
+            }
+            Err(e) => {
+                return Err(SpecError::new(field, format!("{}: {e}", path.display())));
+            }
+        }
+    }
+    Ok(path)
+}
+
 pub(super) fn build(
     input: &SpecInput,
     env: &ContainerEnv,
@@ -130,8 +163,9 @@ pub(super) fn build(
                 ));
             }
             (Some(sub), _) if !sub.is_empty() => {
-                check_sub_path(sub, &format!("{field}.subPath"))?;
-                source.push(sub);
+                let field = format!("{field}.subPath");
+                check_sub_path(sub, &field)?;
+                source = resolve_sub_path(host, sub, &field)?;
             }
             (_, Some(expr)) if !expr.is_empty() => {
                 let field = format!("{field}.subPathExpr");
@@ -150,7 +184,7 @@ pub(super) fn build(
                     ));
                 }
                 check_sub_path(&sub, &field)?;
-                source.push(sub);
+                source = resolve_sub_path(host, &sub, &field)?;
             }
             _ => {}
         }

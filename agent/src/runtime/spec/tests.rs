@@ -1300,6 +1300,22 @@ fn default_and_etc_mounts() {
 }
 
 #[test]
+fn sub_path_through_a_symlink_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::symlink("/etc", data.join("evil")).unwrap();
+    let mut case = Case::pod(json!({"spec": {"containers": [{
+        "volumeMounts": [{"name": "data", "mountPath": "/x", "subPath": "evil/ssl"}],
+    }]}}));
+    case.volumes.insert("data".into(), data.clone());
+    assert_eq!(
+        case.err(),
+        r#"spec.containers[0].volumeMounts[0].subPath: "evil/ssl" passes through a symlink in the volume; refused"#
+    );
+}
+
+#[test]
 fn volume_mounts_bind_the_prepared_paths() {
     let mut case = Case::pod(json!({"spec": {"containers": [{
         "env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
@@ -1311,26 +1327,34 @@ fn volume_mounts_bind_the_prepared_paths() {
             {"name": "cfg", "mountPath": "/ro", "readOnly": true, "recursiveReadOnly": "Enabled"},
         ],
     }]}}));
-    for (name, path) in [
-        ("data", "/vol/data"),
-        ("logs", "/vol/logs"),
-        ("cfg", "/vol/cfg"),
-    ] {
-        case.volumes.insert(name.into(), path.into());
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = tmp.path().display().to_string();
+    for name in ["data", "logs", "cfg"] {
+        let path = tmp.path().join(name);
+        std::fs::create_dir(&path).unwrap();
+        case.volumes.insert(name.into(), path);
     }
     let spec = case.build();
     let binds: Vec<(String, String, Vec<String>)> = mounts(&spec)
         .iter()
-        .filter(|m| m.source().as_ref().is_some_and(|s| s.starts_with("/vol")))
+        .filter(|m| m.source().as_ref().is_some_and(|s| s.starts_with(&vol)))
         .map(|m| {
             (
                 m.destination().display().to_string(),
-                m.source().as_ref().unwrap().display().to_string(),
+                m.source()
+                    .as_ref()
+                    .unwrap()
+                    .display()
+                    .to_string()
+                    .replacen(&vol, "/vol", 1),
                 options(m),
             )
         })
         .collect();
     let row = |d: &str, s: &str, o: &[&str]| (d.to_owned(), s.to_owned(), strings(o));
+    // subPaths are created inside their volume, as the kubelet does.
+    assert!(tmp.path().join("data/a/b").is_dir());
+    assert!(tmp.path().join("logs/web/x").is_dir());
     assert_eq!(
         binds,
         vec![
