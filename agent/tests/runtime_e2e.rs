@@ -417,3 +417,66 @@ fn deletion_keeps_host_path_files_and_leaves_nothing_else() {
         log_dir.display()
     );
 }
+
+#[test]
+fn env_comes_from_local_configmaps_secrets_and_the_downward_api_and_logs_follow() {
+    let mut node = Node::new("env");
+    node.start_agent();
+    node.apply(
+        "cfg.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app-cfg}\ndata: {GREETING: hello, MODE: edge}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: app-secret}\nstringData: {token: s3cret}\n",
+    );
+    node.apply(
+        "env.yaml",
+        &pod_yaml(
+            "env",
+            &format!(
+                r#"  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: [sh, -c, 'echo "$GREETING $MODE $TOKEN $POD_NAME $NODE"; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done']
+    envFrom: [{{configMapRef: {{name: app-cfg}}}}]
+    env:
+    - {{name: TOKEN, valueFrom: {{secretKeyRef: {{name: app-secret, key: token}}}}}}
+    - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+    - {{name: NODE, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}
+"#
+            ),
+        ),
+    );
+    let pod = node.wait_running("env");
+    let log = node.wait_for("the env line", Duration::from_secs(30), |n| {
+        let l = n.log_of(&pod, "c");
+        l.contains("tick 3").then_some(l)
+    });
+    assert_eq!(
+        log.lines().next(),
+        Some("hello edge s3cret env-e2e e2e"),
+        "{log}"
+    );
+
+    let tail = node.cli(&["logs", &pod.name, "--tail", "1"]);
+    let tail = String::from_utf8(tail.stdout).unwrap();
+    assert_eq!(tail.lines().count(), 1, "{tail:?}");
+    assert!(tail.starts_with("tick "), "{tail:?}");
+
+    // -f keeps printing what comes after.
+    let mut follow = std::process::Command::new(common::AGENT)
+        .args(["logs", &pod.name, "-f", "--tail", "1"])
+        .args(["--state-dir", node.state_dir.to_str().unwrap()])
+        .args(["--run-dir", node.run_dir.to_str().unwrap()])
+        .args(["--log-dir", node.log_dir.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(follow.stdout.take().unwrap()));
+    let first: u32 = lines.next().unwrap().unwrap()["tick ".len()..]
+        .parse()
+        .unwrap();
+    let later: u32 = lines.nth(3).unwrap().unwrap()["tick ".len()..]
+        .parse()
+        .unwrap();
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert_eq!(later, first + 4, "follow skipped or repeated lines");
+}
