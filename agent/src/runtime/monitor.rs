@@ -26,7 +26,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
@@ -61,6 +60,8 @@ struct Running {
 struct Monitor {
     paths: PodPaths,
     config: SandboxConfig,
+    /// Detected once: every exit reads the OOM counter, every removal removes a cgroup.
+    cgroups: crate::cgroup::Cgroups,
     containers: BTreeMap<String, Running>,
     pause: Option<Child>,
 }
@@ -86,11 +87,10 @@ pub fn main(pod_dir: &Path) -> Result<()> {
     let me = std::process::id() as i32;
 
     let monitor_cgroup = container_cgroup(&config.pod_cgroup, MONITOR_CGROUP);
-    crate::cgroup::Cgroups::detect()
-        .and_then(|cg| {
-            cg.create(&monitor_cgroup)?;
-            cg.add_process(&monitor_cgroup, me as u32)
-        })
+    let cgroups = crate::cgroup::Cgroups::detect().context("detecting cgroups")?;
+    cgroups
+        .create(&monitor_cgroup)
+        .and_then(|()| cgroups.add_process(&monitor_cgroup, me as u32))
         .with_context(|| format!("joining cgroup {monitor_cgroup}"))?;
     rustix::process::set_child_subreaper(Some(Pid::from_raw(me).expect("own pid")))
         .context("PR_SET_CHILD_SUBREAPER")?;
@@ -134,6 +134,7 @@ pub fn main(pod_dir: &Path) -> Result<()> {
     let mut monitor = Monitor {
         paths,
         config,
+        cgroups,
         containers: BTreeMap::new(),
         pause,
     };
@@ -263,7 +264,7 @@ impl Monitor {
 
     /// Reaps every exited container and records how it ended.
     fn reap(&mut self) {
-        let cgroups = crate::cgroup::Cgroups::detect().ok();
+        let cgroups = &self.cgroups;
         for (name, c) in self.containers.iter_mut() {
             let Some(process) = c.run.process else {
                 continue;
@@ -285,13 +286,11 @@ impl Monitor {
                 .exit_status()
                 .unwrap_or_else(|| 128 + signal.unwrap_or(0));
             let cgroup = container_cgroup(&self.config.pod_cgroup, name);
-            let oom_killed = cgroups
-                .as_ref()
-                .and_then(|cg| cg.oom_kills(&cgroup).ok())
-                .is_some_and(|n| n > 0);
-            // With a shared PID namespace the container's other processes outlive its first.
-            if let Some(cg) = &cgroups {
-                if let Err(e) = cg.kill_all(&cgroup) {
+            let oom_killed = cgroups.oom_kills(&cgroup).is_ok_and(|n| n > 0);
+            // With a shared PID namespace the container's other processes outlive its first
+            // (in a PID namespace of its own, they die with it).
+            if self.config.share_pid {
+                if let Err(e) = cgroups.kill_all(&cgroup) {
                     eprintln!("monitor: killing what is left of {name}: {e}");
                 }
             }
@@ -485,16 +484,27 @@ impl Monitor {
         self.delete_libcontainer(name)
     }
 
+    /// Removes what libcontainer made for a container that no longer runs: its cgroup (after
+    /// killing anything left in it, e.g. a run that failed between create and start) and its
+    /// state directory. Done here rather than by libcontainer's `delete`, which re-detects every
+    /// cgroup hierarchy from the mount table on each call: this is on every restart's path.
     fn delete_libcontainer(&self, name: &str) -> Result<()> {
-        let dir = self.paths.libcontainer_root().join(name);
-        if !dir.exists() {
-            return Ok(());
+        let cgroup = container_cgroup(&self.config.pod_cgroup, name);
+        if !self.cgroups.processes(&cgroup, true)?.is_empty() {
+            self.cgroups
+                .kill_all(&cgroup)
+                .with_context(|| format!("killing what is left in cgroup {cgroup}"))?;
         }
-        let mut container = Container::load(dir.clone())
-            .with_context(|| format!("loading libcontainer state {}", dir.display()))?;
-        container
-            .delete(true)
-            .with_context(|| format!("libcontainer delete {name}"))
+        self.cgroups
+            .remove(&cgroup)
+            .with_context(|| format!("removing cgroup {cgroup}"))?;
+        let dir = self.paths.libcontainer_root().join(name);
+        match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", dir.display()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Kills whatever still runs, waits for it, removes every container.
