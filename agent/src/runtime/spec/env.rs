@@ -6,6 +6,8 @@ use kelp_shared::api::core::{
 };
 use kelp_shared::api::quantity::Quantity;
 
+use kelp_shared::api::validation::go_quote;
+
 use super::{SpecError, SpecInput, DEFAULT_PATH};
 use crate::image::ImageConfig;
 
@@ -217,6 +219,19 @@ fn secret_entries(
     Ok(out.into_iter().collect())
 }
 
+/// A reference that found nothing: skipped when `optional`, else an error naming `field`.
+fn missing_ref(
+    sel: &KeySelector,
+    field: &str,
+    problem: String,
+) -> Result<Option<String>, SpecError> {
+    if sel.optional == Some(true) {
+        Ok(None)
+    } else {
+        Err(SpecError::new(field, problem))
+    }
+}
+
 /// The value of a `configMapKeyRef`; `None` when it is optional and missing.
 fn config_map_key(
     input: &SpecInput,
@@ -224,14 +239,7 @@ fn config_map_key(
     field: &str,
 ) -> Result<Option<String>, SpecError> {
     let name = required_name(sel.name.as_deref(), field)?;
-    let optional = sel.optional == Some(true);
-    let missing = |problem: String| {
-        if optional {
-            Ok(None)
-        } else {
-            Err(SpecError::new(field, problem))
-        }
-    };
+    let missing = |problem: String| missing_ref(sel, field, problem);
     let Some(cm) = input.lookup.config_map(name) else {
         return missing(format!("configmap {name:?} not found"));
     };
@@ -248,14 +256,7 @@ fn secret_key(
     field: &str,
 ) -> Result<Option<String>, SpecError> {
     let name = required_name(sel.name.as_deref(), field)?;
-    let optional = sel.optional == Some(true);
-    let missing = |problem: String| {
-        if optional {
-            Ok(None)
-        } else {
-            Err(SpecError::new(field, problem))
-        }
-    };
+    let missing = |problem: String| missing_ref(sel, field, problem);
     let Some(secret) = input.lookup.secret(name) else {
         return missing(format!("secret {name:?} not found"));
     };
@@ -351,31 +352,6 @@ fn format_map<'m>(entries: impl Iterator<Item = (&'m String, &'m String)>) -> St
         .map(|(k, v)| format!("{k}={}", go_quote(v)))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Go's `strconv.Quote` for the characters that matter in labels and annotations.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The downward API for container resources (the kubelet's `ExtractContainerResourceValue`):
