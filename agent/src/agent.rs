@@ -245,6 +245,9 @@ impl Agent {
             self.state.put(uid, record)?;
         }
 
+        if let Err(e) = self.runtime.collect_garbage(uid) {
+            tracing::warn!(pod = %name, "deleting old writable layers: {e:#}");
+        }
         let runs = self.runtime.container_runs(uid)?;
         let restarts = &self.records[uid].restarts;
         let view = PodView {

@@ -119,6 +119,8 @@ pub trait ContainerRuntime {
     fn stop_container(&self, uid: &str, name: &str, grace: Duration) -> Result<()>;
     /// The last run of each container of the pod.
     fn container_runs(&self, uid: &str) -> Result<BTreeMap<String, ContainerRun>>;
+    /// Deletes the writable layers of the pod's ended runs that `prepare_rootfs` moved aside.
+    fn collect_garbage(&self, uid: &str) -> Result<()>;
     /// Kills what is left and removes every trace of the pod: processes, cgroups, mounts,
     /// per-pod files. Never deletes anything behind a mount point or a symlink.
     fn remove_sandbox(&self, uid: &str, log_dir: Option<&Path>) -> Result<()>;
@@ -272,9 +274,20 @@ impl ContainerRuntime for MonitorRuntime {
         let bundle = paths.bundle(name);
         let rootfs = bundle.join("rootfs");
         fsutil::unmount_all_under(&bundle)?;
-        // Every run gets a fresh writable layer, as in Kubernetes.
-        let layer = self.config.pod_data_dir(uid).join("containers").join(name);
-        fsutil::remove_tree(&layer)?;
+        // Every run gets a fresh writable layer, as in Kubernetes. The last run's is moved
+        // aside and deleted later by `collect_garbage`, off the start path.
+        let data = self.config.pod_data_dir(uid);
+        let layer = data.join("containers").join(name);
+        if fs::symlink_metadata(&layer).is_ok() {
+            let trash = data.join("trash");
+            fs::create_dir_all(&trash)?;
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos();
+            fs::rename(&layer, trash.join(format!("{name}-{stamp}")))
+                .with_context(|| format!("moving aside {}", layer.display()))?;
+        }
         let (upper, work) = (layer.join("upper"), layer.join("work"));
         for d in [&rootfs, &upper, &work] {
             fs::create_dir_all(d)?;
@@ -337,6 +350,20 @@ impl ContainerRuntime for MonitorRuntime {
             }
         }
         Ok(runs)
+    }
+
+    fn collect_garbage(&self, uid: &str) -> Result<()> {
+        let trash = self.config.pod_data_dir(uid).join("trash");
+        match fs::read_dir(&trash) {
+            Ok(entries) => {
+                for entry in entries {
+                    fsutil::remove_tree(&entry?.path())?;
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", trash.display())),
+        }
     }
 
     fn remove_sandbox(&self, uid: &str, log_dir: Option<&Path>) -> Result<()> {
