@@ -1,16 +1,24 @@
-//! `kelp-agent image`: import, list, remove and build OCI images.
+//! `kelp-agent image`: pull, push, import, list, remove and build OCI images.
 //!
 //! The commands work on the node's image store directly (they take its lock), so they can be
 //! run while the agent is running or before it was ever started, for example to preload
-//! images on an air-gapped node. `build` does not touch the store.
+//! images on an air-gapped node. `build` and `push` do not touch the store.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 
-use crate::image::{build_oci_tar, BuildOptions, ImageRecord, ImageStore, Ownership, Platform};
+use crate::image::pull::decimal_size;
+use crate::image::{
+    build_oci_index_tar, build_oci_tar, push_oci_tar, BuildOptions, DockerConfigJson, ImageRecord,
+    ImageStore, Ownership, Platform, PullOptions, PullProgress, RegistriesConfig, RegistryOptions,
+    REGISTRIES_FILE,
+};
 
 /// The `kelp-agent image` subcommands.
 #[derive(Debug, Subcommand)]
@@ -37,24 +45,111 @@ pub enum ImageCommand {
         references: Vec<String>,
     },
     /// Build a one-layer image tarball from a directory (its root filesystem) or a single
-    /// static binary (which lands at /NAME and is the default entrypoint).
+    /// static binary (which lands at /NAME and is the default entrypoint); with several
+    /// `--platform OS/ARCH=PATH`, one image per platform under one index.
     Build(Box<BuildArgs>),
+    /// Pull an image from its registry (or the mirrors of the registries file) into the store.
+    Pull {
+        /// The reference, such as busybox, ghcr.io/org/app:1.0 or host:5000/app@sha256:….
+        reference: String,
+        /// The platform to pull, os/arch[/variant]. Default: the host's.
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+        platform: Option<Platform>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// Most bytes the pull may write: blobs plus unpacked layers (K, M, G, T suffixes).
+        /// Default: the free space of the store's filesystem.
+        #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+        budget: Option<u64>,
+        /// No progress bar, even on a terminal.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Push the image (or multi-platform index) of an OCI image-layout tarball to a registry.
+    Push {
+        /// The tarball (`kelp-agent image build` writes one).
+        file: PathBuf,
+        /// Where to push it, such as registry.site.lan:5000/app:1.0.
+        reference: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+}
+
+/// How `pull` and `push` reach registries.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// The node's registries file (k3s's registries.yaml shape: mirrors, http:// endpoints
+    /// for plain-HTTP registries, credentials, CA files); ignored if it does not exist.
+    #[arg(long, value_name = "FILE", default_value = REGISTRIES_FILE)]
+    pub registries: PathBuf,
+    /// A Docker config.json / .dockerconfigjson file with registry credentials (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub auth_file: Vec<PathBuf>,
+}
+
+impl RegistryArgs {
+    fn options(&self) -> anyhow::Result<RegistryOptions> {
+        let registries = RegistriesConfig::load_if_present(&self.registries)?;
+        let mut secrets = Vec::new();
+        for f in &self.auth_file {
+            let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            secrets.push(
+                DockerConfigJson::parse(&bytes)
+                    .with_context(|| format!("reading {}", f.display()))?,
+            );
+        }
+        Ok(RegistryOptions {
+            registries,
+            secrets,
+            ..RegistryOptions::default()
+        })
+    }
+}
+
+/// `--platform OS/ARCH[/VARIANT][=PATH]` of `image build`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformSource {
+    /// The platform.
+    pub platform: Platform,
+    /// Its source, if given (else the PATH argument).
+    pub source: Option<PathBuf>,
+}
+
+impl FromStr for PlatformSource {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (p, source) = match s.split_once('=') {
+            Some((p, src)) if !src.is_empty() => (p, Some(PathBuf::from(src))),
+            Some(_) => return Err(format!("{s:?}: empty path after '='")),
+            None => (s, None),
+        };
+        Ok(Self {
+            platform: p
+                .parse()
+                .map_err(|e: crate::image::ParsePlatformError| e.to_string())?,
+            source,
+        })
+    }
 }
 
 /// Arguments of `kelp-agent image build`.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The directory or file to pack.
-    pub path: PathBuf,
+    /// The directory or file to pack (for the platforms given without `=PATH`).
+    pub path: Option<PathBuf>,
     /// The tarball to write (replaced if it exists).
     #[arg(short, long, value_name = "OUT.tar")]
     pub output: PathBuf,
     /// The image reference, such as example.com/kelp/app:1.0.
     #[arg(long, value_name = "REF")]
     pub reference: String,
-    /// The image platform, os/arch[/variant]. Default: the host's.
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-    pub platform: Option<Platform>,
+    /// The image platform, os/arch[/variant], optionally with its own source
+    /// (`linux/arm64=target/aarch64-unknown-linux-musl/release/app`). Repeat it to build one
+    /// image per platform under one index. Default: the host's.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT][=PATH]")]
+    pub platform: Vec<PlatformSource>,
     /// An entrypoint argument (repeat for each).
     #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
     pub entrypoint: Vec<String>,
@@ -154,9 +249,6 @@ pub fn execute(cmd: ImageCommand, store_dir: &Path, out: &mut dyn Write) -> anyh
                 no_gzip,
             } = *args;
             let mut opts = BuildOptions::new(reference);
-            if let Some(p) = platform {
-                opts.platform = p;
-            }
             opts.entrypoint = entrypoint;
             opts.cmd = cmd;
             opts.env = env;
@@ -166,6 +258,48 @@ pub fn execute(cmd: ImageCommand, store_dir: &Path, out: &mut dyn Write) -> anyh
             if root_owned {
                 opts.ownership = Ownership::Root;
             }
+            let mut sources = Vec::new();
+            for ps in platform {
+                let src = match (ps.source, &path) {
+                    (Some(src), _) => src,
+                    (None, Some(p)) => p.clone(),
+                    (None, None) => bail!(
+                        "--platform {} has no source: give PATH or --platform {}=PATH",
+                        ps.platform,
+                        ps.platform
+                    ),
+                };
+                sources.push((ps.platform, src));
+            }
+            if sources.len() > 1 {
+                let built = build_oci_index_tar(&sources, &opts, &output)
+                    .with_context(|| format!("building {}", output.display()))?;
+                for image in &built.images {
+                    writeln!(
+                        out,
+                        "built {} for {} ({}, {})",
+                        image.reference,
+                        image.platform,
+                        image.config_digest,
+                        human_size(image.layer_size),
+                    )?;
+                }
+                writeln!(
+                    out,
+                    "built index {} ({} platforms) in {}",
+                    built.index_digest,
+                    built.images.len(),
+                    output.display()
+                )?;
+                return Ok(());
+            }
+            let path = match sources.pop() {
+                Some((p, src)) => {
+                    opts.platform = p;
+                    src
+                }
+                None => path.context("give the directory or file to pack (PATH)")?,
+            };
             let built = build_oci_tar(&path, &opts, &output).with_context(|| {
                 format!("building {} from {}", output.display(), path.display())
             })?;
@@ -179,8 +313,114 @@ pub fn execute(cmd: ImageCommand, store_dir: &Path, out: &mut dyn Write) -> anyh
                 output.display()
             )?;
         }
+        ImageCommand::Pull {
+            reference,
+            platform,
+            registry,
+            budget,
+            quiet,
+        } => {
+            let mut store = open_store(store_dir)?;
+            if let Some(p) = platform {
+                store = store.with_platform(p);
+            }
+            let budget = match budget {
+                Some(b) => b,
+                None => free_space(store_dir)?,
+            };
+            let bar = (!quiet && io::stderr().is_terminal()).then(ProgressBar::new);
+            let opts = PullOptions {
+                registry: registry.options()?,
+                budget,
+                progress: bar.as_ref().map(ProgressBar::callback),
+            };
+            let result = store.pull_report(&reference, &opts);
+            if let Some(bar) = &bar {
+                bar.finish();
+            }
+            let report = result.with_context(|| format!("pulling {reference}"))?;
+            writeln!(
+                out,
+                "pulled {} ({}, {}, {}) in {:.1}s, {} downloaded",
+                report.image.reference,
+                report.image.config_digest,
+                report.image.platform,
+                human_size(report.image_size),
+                report.elapsed.as_secs_f64(),
+                decimal_size(report.downloaded),
+            )?;
+        }
+        ImageCommand::Push {
+            file,
+            reference,
+            registry,
+        } => {
+            let report = push_oci_tar(&file, &reference, &registry.options()?)
+                .with_context(|| format!("pushing {} to {reference}", file.display()))?;
+            writeln!(
+                out,
+                "pushed {}@{} ({} blobs uploaded, {}; {} already there; {} manifests)",
+                report.reference,
+                report.digest,
+                report.blobs_uploaded,
+                decimal_size(report.bytes_uploaded),
+                report.blobs_present,
+                report.manifests,
+            )?;
+        }
     }
     Ok(())
+}
+
+/// A one-line progress bar on standard error, redrawn at most ten times a second.
+struct ProgressBar {
+    state: Arc<Mutex<(Instant, Option<PullProgress>)>>,
+}
+
+impl ProgressBar {
+    fn new() -> Self {
+        Self {
+            state: Arc::new(Mutex::new((Instant::now(), None))),
+        }
+    }
+
+    fn callback(&self) -> crate::image::pull::ProgressFn {
+        let state = Arc::clone(&self.state);
+        Arc::new(move |p: &PullProgress| {
+            let Ok(mut s) = state.lock() else { return };
+            let due =
+                s.1.is_none() || s.0.elapsed() >= Duration::from_millis(100) || p.done == p.total;
+            s.1 = Some(p.clone());
+            if due {
+                s.0 = Instant::now();
+                draw(p);
+            }
+        })
+    }
+
+    fn finish(&self) {
+        if let Ok(s) = self.state.lock() {
+            if let Some(p) = &s.1 {
+                draw(p);
+                eprintln!();
+            }
+        }
+    }
+}
+
+fn draw(p: &PullProgress) {
+    const WIDTH: u64 = 30;
+    let filled = (p.done.min(p.total) * WIDTH)
+        .checked_div(p.total)
+        .unwrap_or(WIDTH);
+    eprint!(
+        "\r{} [{}{}] {} / {}   ",
+        p.reference,
+        "#".repeat(filled as usize),
+        " ".repeat((WIDTH - filled) as usize),
+        decimal_size(p.done),
+        decimal_size(p.total)
+    );
 }
 
 fn open_store(dir: &Path) -> anyhow::Result<ImageStore> {

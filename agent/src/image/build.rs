@@ -214,7 +214,130 @@ pub fn build_oci_tar(source: &Path, opts: &BuildOptions, out: &Path) -> Result<B
         Some(t) => t,
         None => source_date_epoch()?,
     };
-    let meta = fs::metadata(source).map_err(io_err("reading", source))?;
+    let (out_dir, out_name) = out_parts(out)?;
+    let packed = pack(source, opts, mtime, out_dir, out_name, out)?;
+    let tar_tmp = TempFile::create(out_dir, out_name, "tar")?;
+    write_layout(
+        &tar_tmp,
+        mtime,
+        &[(&packed.layer_tmp.path, &packed.layer.digest)],
+        &[
+            (&packed.docs.config_digest, &packed.docs.config),
+            (&packed.docs.manifest_digest, &packed.docs.manifest),
+        ],
+        &packed.docs.index,
+    )?;
+    tar_tmp.persist(out)?;
+    Ok(packed.built(opts))
+}
+
+/// What [`build_oci_index_tar`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltIndex {
+    /// The reference the tarball names.
+    pub reference: String,
+    /// Digest of the image index (what `index.json` points to, and what a push tags).
+    pub index_digest: Digest,
+    /// One image per platform, in the order given.
+    pub images: Vec<BuiltImage>,
+}
+
+/// Like [`build_oci_tar`] for several platforms: packs each `(platform, source)` into a
+/// one-layer image and writes one tarball whose `index.json` points to an OCI image index
+/// listing a manifest per platform (`opts.platform` is ignored). A source may serve several
+/// platforms (a directory of scripts); a platform may appear only once.
+pub fn build_oci_index_tar(
+    sources: &[(Platform, PathBuf)],
+    opts: &BuildOptions,
+    out: &Path,
+) -> Result<BuiltIndex> {
+    validate(opts)?;
+    if sources.is_empty() {
+        return Err(invalid("platform", "", "at least one platform is needed"));
+    }
+    for (i, (p, _)) in sources.iter().enumerate() {
+        if sources[..i].iter().any(|(q, _)| q == p) {
+            return Err(invalid("platform", &p.to_string(), "given twice"));
+        }
+    }
+    let mtime = match opts.mtime {
+        Some(t) => t,
+        None => source_date_epoch()?,
+    };
+    let (out_dir, out_name) = out_parts(out)?;
+    let mut packed = Vec::new();
+    let mut per_platform = Vec::new();
+    for (platform, source) in sources {
+        let mut o = opts.clone();
+        o.platform = platform.clone();
+        validate(&o)?;
+        packed.push(pack(source, &o, mtime, out_dir, out_name, out)?);
+        per_platform.push(o);
+    }
+    let entries: Vec<DescriptorJson<'_>> = packed
+        .iter()
+        .zip(&per_platform)
+        .map(|(p, o)| {
+            let mut d = DescriptorJson::new(
+                oci::MT_OCI_MANIFEST,
+                &p.docs.manifest_digest,
+                p.docs.manifest.len() as u64,
+            );
+            d.platform = Some(PlatformJson {
+                architecture: &o.platform.architecture,
+                os: &o.platform.os,
+                variant: o.platform.variant.as_deref(),
+            });
+            d
+        })
+        .collect();
+    let image_index = to_json(&IndexJson {
+        schema_version: 2,
+        media_type: oci::MT_OCI_INDEX,
+        manifests: entries,
+    });
+    let index_digest = sha256(&image_index);
+    let mut top = DescriptorJson::new(oci::MT_OCI_INDEX, &index_digest, image_index.len() as u64);
+    top.annotations = Some(AnnotationsJson {
+        ref_name: &opts.reference,
+    });
+    let layout_index = to_json(&IndexJson {
+        schema_version: 2,
+        media_type: oci::MT_OCI_INDEX,
+        manifests: vec![top],
+    });
+    let mut layers: Vec<(&Path, &Digest)> = Vec::new();
+    let mut docs: Vec<(&Digest, &[u8])> = Vec::new();
+    for p in &packed {
+        if !layers.iter().any(|(_, d)| **d == p.layer.digest) {
+            layers.push((&p.layer_tmp.path, &p.layer.digest));
+        }
+        for (d, b) in [
+            (&p.docs.config_digest, &p.docs.config),
+            (&p.docs.manifest_digest, &p.docs.manifest),
+        ] {
+            if !docs.iter().any(|(e, _)| *e == d) {
+                docs.push((d, b));
+            }
+        }
+    }
+    docs.push((&index_digest, &image_index));
+    let tar_tmp = TempFile::create(out_dir, out_name, "tar")?;
+    write_layout(&tar_tmp, mtime, &layers, &docs, &layout_index)?;
+    tar_tmp.persist(out)?;
+    Ok(BuiltIndex {
+        reference: opts.reference.clone(),
+        index_digest,
+        images: packed
+            .iter()
+            .zip(&per_platform)
+            .map(|(p, o)| p.built(o))
+            .collect(),
+    })
+}
+
+/// The directory and file name of the output.
+fn out_parts(out: &Path) -> Result<(&Path, &OsStr)> {
     let out_dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -222,6 +345,43 @@ pub fn build_oci_tar(source: &Path, opts: &BuildOptions, out: &Path) -> Result<B
     let out_name = out
         .file_name()
         .ok_or_else(|| invalid("output", &out.display().to_string(), "not a file name"))?;
+    Ok((out_dir, out_name))
+}
+
+/// One platform's image, packed: its layer in a temporary file and its documents.
+struct Packed {
+    layer_tmp: TempFile,
+    layer: LayerBlob,
+    docs: Documents,
+    config: ImageConfig,
+}
+
+impl Packed {
+    fn built(&self, opts: &BuildOptions) -> BuiltImage {
+        BuiltImage {
+            reference: opts.reference.clone(),
+            platform: opts.platform.clone(),
+            manifest_digest: self.docs.manifest_digest.clone(),
+            config_digest: self.docs.config_digest.clone(),
+            layer_digest: self.layer.digest.clone(),
+            diff_id: self.layer.diff_id.clone(),
+            layer_size: self.layer.size,
+            entries: self.layer.entries,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// Packs `source` into a layer next to the output and builds the image's documents.
+fn pack(
+    source: &Path,
+    opts: &BuildOptions,
+    mtime: u64,
+    out_dir: &Path,
+    out_name: &OsStr,
+    out: &Path,
+) -> Result<Packed> {
+    let meta = fs::metadata(source).map_err(io_err("reading", source))?;
     if meta.is_dir() {
         let src = fs::canonicalize(source).map_err(io_err("resolving", source))?;
         let dir = fs::canonicalize(out_dir).map_err(io_err("resolving", out_dir))?;
@@ -267,30 +427,11 @@ pub fn build_oci_tar(source: &Path, opts: &BuildOptions, out: &Path) -> Result<B
             kind: file_kind(&meta),
         });
     };
-
     let docs = Documents::new(opts, &config, &layer);
-    let tar_tmp = TempFile::create(out_dir, out_name, "tar")?;
-    write_layout(
-        &tar_tmp,
-        mtime,
-        &layer_tmp.path,
-        &layer.digest,
-        &[
-            (&docs.config_digest, &docs.config),
-            (&docs.manifest_digest, &docs.manifest),
-        ],
-        &docs.index,
-    )?;
-    tar_tmp.persist(out)?;
-    Ok(BuiltImage {
-        reference: opts.reference.clone(),
-        platform: opts.platform.clone(),
-        manifest_digest: docs.manifest_digest,
-        config_digest: docs.config_digest,
-        layer_digest: layer.digest,
-        diff_id: layer.diff_id,
-        layer_size: layer.size,
-        entries: layer.entries,
+    Ok(Packed {
+        layer_tmp,
+        layer,
+        docs,
         config,
     })
 }
@@ -447,7 +588,7 @@ impl Documents {
         let index = IndexJson {
             schema_version: 2,
             media_type: oci::MT_OCI_INDEX,
-            manifests: [top],
+            manifests: vec![top],
         };
         let index_bytes = to_json(&index);
         Self {
@@ -738,8 +879,7 @@ fn append_link(
 fn write_layout(
     tmp: &TempFile,
     mtime: u64,
-    layer_path: &Path,
-    layer_digest: &Digest,
+    layers: &[(&Path, &Digest)],
     docs: &[(&Digest, &[u8])],
     index: &[u8],
 ) -> Result<()> {
@@ -766,21 +906,23 @@ fn write_layout(
     )?;
     add("blobs/", EntryType::Directory, 0, &mut io::empty())?;
     add("blobs/sha256/", EntryType::Directory, 0, &mut io::empty())?;
-    let mut layer = File::open(layer_path).map_err(io_err("reading", layer_path))?;
-    let layer_size = layer
-        .seek(io::SeekFrom::End(0))
-        .map_err(io_err("reading", layer_path))?;
-    layer.rewind().map_err(io_err("reading", layer_path))?;
-    let mut layer = ExactReader {
-        inner: io::BufReader::with_capacity(BUF_SIZE, layer),
-        left: layer_size,
-    };
-    add(
-        &format!("blobs/sha256/{}", layer_digest.hex()),
-        EntryType::Regular,
-        layer_size,
-        &mut layer,
-    )?;
+    for (layer_path, layer_digest) in layers {
+        let mut layer = File::open(layer_path).map_err(io_err("reading", layer_path))?;
+        let layer_size = layer
+            .seek(io::SeekFrom::End(0))
+            .map_err(io_err("reading", layer_path))?;
+        layer.rewind().map_err(io_err("reading", layer_path))?;
+        let mut layer = ExactReader {
+            inner: io::BufReader::with_capacity(BUF_SIZE, layer),
+            left: layer_size,
+        };
+        add(
+            &format!("blobs/sha256/{}", layer_digest.hex()),
+            EntryType::Regular,
+            layer_size,
+            &mut layer,
+        )?;
+    }
     for (digest, bytes) in docs {
         add(
             &format!("blobs/sha256/{}", digest.hex()),
@@ -948,7 +1090,7 @@ struct ManifestJson<'a> {
 struct IndexJson<'a> {
     schema_version: u32,
     media_type: &'a str,
-    manifests: [DescriptorJson<'a>; 1],
+    manifests: Vec<DescriptorJson<'a>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -993,6 +1135,18 @@ pub fn busybox_rootfs(dir: &Path) -> io::Result<()> {
                 format!("{BUSYBOX_PATH} not found (apt-get install busybox-static)"),
             )
         })?;
+    busybox_rootfs_with(dir, path, busybox)
+}
+
+/// [`busybox_rootfs`] around the static busybox at `binary`, of any architecture (such as
+/// the one of `busybox-static:arm64` unpacked with `dpkg-deb -x`).
+pub fn busybox_rootfs_from(dir: &Path, binary: &Path) -> io::Result<()> {
+    let busybox = fs::read(binary)
+        .map_err(|e| io::Error::new(e.kind(), format!("reading {}: {e}", binary.display())))?;
+    busybox_rootfs_with(dir, &binary.display().to_string(), busybox)
+}
+
+fn busybox_rootfs_with(dir: &Path, path: &str, busybox: Vec<u8>) -> io::Result<()> {
     if has_interpreter(&busybox) != Some(false) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,

@@ -1,4 +1,12 @@
-//! Local OCI image store: import of OCI image-layout tarballs and safe layer unpacking.
+//! Local OCI image store: pulls from registries, import of OCI image-layout tarballs, safe
+//! layer unpacking; and building and pushing images without a container engine.
+//!
+//! Connected nodes pull: [`ImageStore::pull`] speaks the OCI distribution API to the
+//! registry or its mirrors (plain HTTP for registries the node's registries file names with
+//! an `http://` endpoint, HTTPS with extra CAs, basic and bearer-token auth from
+//! `imagePullSecrets` or that file), resolves a multi-arch index to the node's platform
+//! including the ARM variant, and verifies every blob while it streams in (see [`pull`] and
+//! [`registries`]). [`pull_decision`] applies a container's `imagePullPolicy`.
 //!
 //! Air-gapped nodes get their images as OCI image-layout tarballs (`oci-layout`, `index.json`,
 //! `blobs/sha256/…`, as written by `skopeo copy … oci-archive:`, `podman save --format
@@ -9,7 +17,9 @@
 //! read-only as overlayfs lower directories, each with an upper directory of its own.
 //!
 //! [`build_oci_tar`] goes the other way: it packs a directory or a single static binary into a
-//! one-layer image tarball, reproducibly (`kelp-agent image build`; see [`build`]).
+//! one-layer image tarball, reproducibly (`kelp-agent image build`; see [`build`]);
+//! [`build_oci_index_tar`] packs one per platform under an image index, and [`push_oci_tar`]
+//! sends a tarball's image or index to a registry (`kelp-agent image push`).
 //!
 //! On-disk layout of a store rooted at `/var/lib/kelp/images`:
 //!
@@ -17,8 +27,8 @@
 //! blobs/sha256/<hex>              content-addressed blobs (manifests, configs, layer archives)
 //! layers/sha256/<diff-id>/rootfs  unpacked layers, read-only by convention
 //! refs.json                       reference -> manifest digest, replaced atomically
-//! tmp/                            staging of imports in progress
-//! lock                            flock(2) serializing imports, removals and collection
+//! tmp/                            staging of imports and pulls in progress
+//! lock                            flock(2) serializing imports, pulls, removals and collection
 //! ```
 //!
 //! # Safety of unpacking
@@ -33,15 +43,21 @@
 //!
 //! # Failure atomicity
 //!
-//! An import works in a private staging directory under `tmp/`; blobs and layers are renamed
-//! into place only once everything has been verified, and the reference index is written last
-//! (temporary file, fsync, rename). A failed import (bad digest, escape attempt, over budget,
-//! truncated archive, wrong platform) removes its staging directory and leaves the store as it
-//! was.
+//! An import or a pull works in a private staging directory under `tmp/`; blobs and layers
+//! are renamed into place only once everything has been verified, and the reference index is
+//! written last (temporary file, fsync, rename). A failed import or pull (bad digest, escape
+//! attempt, over budget, truncated archive or connection, wrong platform) removes its staging
+//! directory and leaves the store as it was; the staging directory of a process killed midway
+//! is removed by the next [`ImageStore::open`].
 
 pub mod build;
+mod client;
 mod inroot;
 pub mod oci;
+pub mod pull;
+pub mod push;
+pub mod reference;
+pub mod registries;
 pub mod store;
 pub mod unpack;
 
@@ -51,8 +67,21 @@ mod tests;
 use std::fmt;
 use std::io;
 
-pub use build::{build_oci_tar, busybox_rootfs, BuildError, BuildOptions, BuiltImage, Ownership};
+pub use build::{
+    build_oci_index_tar, build_oci_tar, busybox_rootfs, busybox_rootfs_from, BuildError,
+    BuildOptions, BuiltImage, BuiltIndex, Ownership,
+};
+pub use client::RegistryError;
 pub use oci::{ImageConfig, ParsePlatformError, Platform};
+pub use pull::{
+    pull_decision, PullDecision, PullOptions, PullPolicy, PullProgress, PullReport,
+    RegistryOptions, RetryPolicy,
+};
+pub use push::{push_oci_tar, PushReport};
+pub use reference::{ParseReferenceError, Reference};
+pub use registries::{
+    Credentials, DockerConfigJson, RegistriesConfig, RegistriesError, REGISTRIES_FILE,
+};
 pub use store::{ImageRecord, ImageStore, LayerRecord};
 pub use unpack::{unpack_layer, Budget, UnpackStats};
 
@@ -280,6 +309,15 @@ pub enum ImageError {
         #[source]
         source: UnpackError,
     },
+    /// An image reference could not be parsed.
+    #[error(transparent)]
+    InvalidReference(#[from] ParseReferenceError),
+    /// A registry refused a request or could not be reached.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The registries file or a pull secret is unusable.
+    #[error(transparent)]
+    Registries(#[from] RegistriesError),
     /// A filesystem operation failed.
     #[error("{context}: {source}")]
     Io {

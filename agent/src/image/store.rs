@@ -17,11 +17,11 @@ use super::unpack::{decompress, unpack_layer, Budget, DecompressError, Guard, Gu
 use super::{Digest, ImageError, UnpackError};
 
 /// Largest JSON document (index, manifest, config) read into memory.
-const MAX_DOC: u64 = 4 << 20;
+pub(super) const MAX_DOC: u64 = 4 << 20;
 /// Largest `oci-layout` file.
 const MAX_LAYOUT_FILE: u64 = 64 << 10;
 /// Nested indexes followed before giving up.
-const MAX_INDEX_DEPTH: usize = 4;
+pub(super) const MAX_INDEX_DEPTH: usize = 4;
 /// Name of the reference index.
 const REFS_FILE: &str = "refs.json";
 /// Config media types of container images (anything else is an artifact, not an image).
@@ -91,17 +91,17 @@ struct RefsFile {
     refs: BTreeMap<String, String>,
 }
 
-/// What the single pass over an image tarball found.
+/// What the single pass over an image tarball (or a pull) found.
 #[derive(Default)]
-struct Layout {
+pub(super) struct Layout {
     oci_layout: Option<Vec<u8>>,
     index: Option<Vec<u8>>,
     /// Blobs present and verified: staged, or already in the store.
-    blobs: HashSet<Digest>,
+    pub(super) blobs: HashSet<Digest>,
 }
 
 /// A private directory under `tmp/`, removed on drop.
-struct Staging {
+pub(super) struct Staging {
     path: PathBuf,
 }
 
@@ -124,7 +124,7 @@ impl Staging {
         Ok(Self { path })
     }
 
-    fn blob(&self, digest: &Digest) -> PathBuf {
+    pub(super) fn blob(&self, digest: &Digest) -> PathBuf {
         self.path.join("blobs").join(digest.hex())
     }
 
@@ -140,23 +140,38 @@ impl Drop for Staging {
 }
 
 /// An exclusive `flock` on the store's `lock` file, released on drop.
-struct StoreLock {
+pub(super) struct StoreLock {
     _file: File,
 }
 
-/// Work of one import: the staging area and what it holds.
-struct Import<'a> {
-    staging: Staging,
-    layout: Layout,
-    budget: Budget,
+/// Work of one import or pull: the staging area and what it holds.
+pub(super) struct Import {
+    pub(super) staging: Staging,
+    pub(super) layout: Layout,
+    pub(super) budget: Budget,
     /// Layers unpacked in staging.
     layers: HashSet<Digest>,
     /// Blobs the imported images use.
     used_blobs: HashSet<Digest>,
-    source: &'a Path,
 }
 
-fn json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: impl Into<String>) -> Result<T> {
+impl Import {
+    /// A new staging area under the store's `tmp/`, with a byte budget.
+    pub(super) fn new(store: &ImageStore, budget: u64) -> Result<Self> {
+        Ok(Self {
+            staging: Staging::new(&store.root.join("tmp"))?,
+            layout: Layout::default(),
+            budget: Budget::new(budget),
+            layers: HashSet::new(),
+            used_blobs: HashSet::new(),
+        })
+    }
+}
+
+pub(super) fn json<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: impl Into<String>,
+) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|source| ImageError::Json {
         what: what.into(),
         source,
@@ -239,8 +254,45 @@ fn tarball_error(ctl: &GuardCtl, path: &Path, after: &str, e: io::Error) -> Imag
     }
 }
 
+/// The descriptor of `descs` (an index's entries) that best fits `platform`; a lone entry
+/// without a platform is taken as is.
+pub(super) fn best_for_platform<'d>(
+    platform: &Platform,
+    descs: &'d [Descriptor],
+) -> Result<&'d Descriptor> {
+    let mut best: Option<(u8, &Descriptor)> = None;
+    let mut available = Vec::new();
+    if let [only] = descs {
+        if only.platform.is_none() {
+            best = Some((0, only));
+        }
+    }
+    for d in descs {
+        let Some(p) = &d.platform else { continue };
+        let p = Platform::from(p);
+        available.push(p.to_string());
+        if let Some(score) = platform.score(&p) {
+            if best.is_none_or(|(b, _)| score > b) {
+                best = Some((score, d));
+            }
+        }
+    }
+    match best {
+        Some((_, chosen)) => Ok(chosen),
+        None => {
+            if available.is_empty() {
+                available.push("unspecified".into());
+            }
+            Err(ImageError::NoMatchingPlatform {
+                wanted: platform.to_string(),
+                available: available.join(", "),
+            })
+        }
+    }
+}
+
 /// Guesses whether a JSON document without a descriptor media type is an index or manifest.
-fn sniff_media_type(bytes: &[u8]) -> Option<String> {
+pub(super) fn sniff_media_type(bytes: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Probe {
@@ -323,7 +375,7 @@ impl ImageStore {
             .map_err(|e| ImageError::io(format!("opening {}", path.display()), e))
     }
 
-    fn lock(&self) -> Result<StoreLock> {
+    pub(super) fn lock(&self) -> Result<StoreLock> {
         let file = self.lock_file()?;
         rustix::fs::flock(&file, FlockOperation::LockExclusive)
             .map_err(|e| ImageError::io("locking the image store", e))?;
@@ -367,15 +419,8 @@ impl ImageStore {
 
     fn import_inner(&self, path: &Path, budget: u64, many: bool) -> Result<Vec<ImageRecord>> {
         let _lock = self.lock()?;
-        let mut imp = Import {
-            staging: Staging::new(&self.root.join("tmp"))?,
-            layout: Layout::default(),
-            budget: Budget::new(budget),
-            layers: HashSet::new(),
-            used_blobs: HashSet::new(),
-            source: path,
-        };
-        self.read_tarball(&mut imp)?;
+        let mut imp = Import::new(self, budget)?;
+        self.read_tarball(&mut imp, path)?;
         let selected = self.select(&imp)?;
         if selected.is_empty() {
             return Err(ImageError::InvalidLayout(
@@ -399,8 +444,7 @@ impl ImageStore {
 
     /// Reads the tarball once: `oci-layout` and `index.json` into memory, every blob into
     /// staging (unless the store has it), each verified against its digest.
-    fn read_tarball(&self, imp: &mut Import<'_>) -> Result<()> {
-        let path = imp.source;
+    fn read_tarball(&self, imp: &mut Import, path: &Path) -> Result<()> {
         let file = File::open(path)
             .map_err(|e| ImageError::io(format!("opening {}", path.display()), e))?;
         let (stream, _) = decompress(file).map_err(|e| match e {
@@ -439,7 +483,7 @@ impl ImageStore {
                         let digest = Digest::from_hex(hex).ok_or_else(|| {
                             ImageError::InvalidLayout(format!("bad blob name {last:?}"))
                         })?;
-                        self.stage_blob(imp, &mut entry, &digest, &ctl, &last, &mut buf)?;
+                        self.stage_blob(imp, path, &mut entry, &digest, &ctl, &last, &mut buf)?;
                     }
                     // Docker's legacy files, other algorithms: not needed.
                     _ => {}
@@ -469,9 +513,11 @@ impl ImageStore {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn stage_blob<R: Read>(
         &self,
-        imp: &mut Import<'_>,
+        imp: &mut Import,
+        source: &Path,
         entry: &mut tar::Entry<'_, R>,
         digest: &Digest,
         ctl: &GuardCtl,
@@ -503,7 +549,7 @@ impl ImageStore {
         loop {
             let n = entry
                 .read(buf)
-                .map_err(|e| tarball_error(ctl, imp.source, name, e))?;
+                .map_err(|e| tarball_error(ctl, source, name, e))?;
             if n == 0 {
                 break;
             }
@@ -539,7 +585,7 @@ impl ImageStore {
     }
 
     /// Where a verified blob of this import is: staged, or in the store.
-    fn blob_file(&self, imp: &Import<'_>, digest: &Digest) -> Result<PathBuf> {
+    fn blob_file(&self, imp: &Import, digest: &Digest) -> Result<PathBuf> {
         let staged = imp.staging.blob(digest);
         if imp.layout.blobs.contains(digest) && staged.exists() {
             return Ok(staged);
@@ -552,7 +598,7 @@ impl ImageStore {
     }
 
     /// Opens the blob a descriptor points to, checking its size.
-    fn open_blob(&self, imp: &Import<'_>, desc: &Descriptor) -> Result<(Digest, File)> {
+    fn open_blob(&self, imp: &Import, desc: &Descriptor) -> Result<(Digest, File)> {
         let digest = Digest::parse(&desc.digest)?;
         let path = self.blob_file(imp, &digest)?;
         let file = File::open(&path)
@@ -571,14 +617,14 @@ impl ImageStore {
         Ok((digest, file))
     }
 
-    fn read_doc(&self, imp: &Import<'_>, desc: &Descriptor) -> Result<(Digest, Vec<u8>)> {
+    fn read_doc(&self, imp: &Import, desc: &Descriptor) -> Result<(Digest, Vec<u8>)> {
         let (digest, file) = self.open_blob(imp, desc)?;
         let bytes = read_capped(file, MAX_DOC, &format!("blob {digest}"))?;
         Ok((digest, bytes))
     }
 
     /// Chooses one manifest per image named in `index.json`.
-    fn select(&self, imp: &Import<'_>) -> Result<Vec<(String, Descriptor)>> {
+    fn select(&self, imp: &Import) -> Result<Vec<(String, Descriptor)>> {
         let layout = imp
             .layout
             .oci_layout
@@ -629,38 +675,13 @@ impl ImageStore {
     }
 
     /// Picks the manifest for the store's platform among `descs`, following nested indexes.
-    fn choose(&self, imp: &Import<'_>, descs: &[Descriptor], depth: usize) -> Result<Descriptor> {
+    fn choose(&self, imp: &Import, descs: &[Descriptor], depth: usize) -> Result<Descriptor> {
         if depth > MAX_INDEX_DEPTH {
             return Err(ImageError::InvalidLayout(
                 "indexes nested too deeply".into(),
             ));
         }
-        let mut best: Option<(u8, &Descriptor)> = None;
-        let mut available = Vec::new();
-        if let [only] = descs {
-            if only.platform.is_none() {
-                best = Some((0, only));
-            }
-        }
-        for d in descs {
-            let Some(p) = &d.platform else { continue };
-            let p = Platform::from(p);
-            available.push(p.to_string());
-            if let Some(score) = self.platform.score(&p) {
-                if best.is_none_or(|(b, _)| score > b) {
-                    best = Some((score, d));
-                }
-            }
-        }
-        let Some((_, chosen)) = best else {
-            if available.is_empty() {
-                available.push("unspecified".into());
-            }
-            return Err(ImageError::NoMatchingPlatform {
-                wanted: self.platform.to_string(),
-                available: available.join(", "),
-            });
-        };
+        let chosen = best_for_platform(&self.platform, descs)?;
         let media_type = match &chosen.media_type {
             Some(mt) => mt.clone(),
             None => {
@@ -683,7 +704,7 @@ impl ImageStore {
     }
 
     /// Verifies a selected image and unpacks its layers into staging.
-    fn prepare(&self, imp: &mut Import<'_>, desc: &Descriptor) -> Result<()> {
+    pub(super) fn prepare(&self, imp: &mut Import, desc: &Descriptor) -> Result<()> {
         let (mdigest, bytes) = self.read_doc(imp, desc)?;
         let manifest: Manifest = json(&bytes, format!("manifest {mdigest}"))?;
         if manifest.schema_version != 2 {
@@ -757,7 +778,7 @@ impl ImageStore {
 
     /// Moves the used blobs and new layers into the store and points the references at their
     /// manifests. Undoes the moves if a later step fails.
-    fn commit(&self, imp: &Import<'_>, selected: &[(String, Descriptor)]) -> Result<()> {
+    pub(super) fn commit(&self, imp: &Import, selected: &[(String, Descriptor)]) -> Result<()> {
         let staging_dir = File::open(&imp.staging.path)
             .map_err(|e| ImageError::io("opening staging directory", e))?;
         // One flush of everything written, instead of an fsync per file.
@@ -847,7 +868,7 @@ impl ImageStore {
     }
 
     /// Builds the record of a stored image from its manifest and config blobs.
-    fn record(&self, reference: &str, manifest_digest: &Digest) -> Result<ImageRecord> {
+    pub(super) fn record(&self, reference: &str, manifest_digest: &Digest) -> Result<ImageRecord> {
         let bytes = self.read_stored_doc(manifest_digest)?;
         let manifest: Manifest = json(&bytes, format!("manifest {manifest_digest}"))?;
         let config_digest = Digest::parse(&manifest.config.digest)?;

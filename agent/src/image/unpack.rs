@@ -113,6 +113,12 @@ impl Budget {
         Ok(())
     }
 
+    /// Gives back `n` bytes charged for something that was thrown away (a download restarted
+    /// from its beginning).
+    pub(crate) fn refund(&mut self, n: u64) {
+        self.bytes_left = self.bytes_left.saturating_add(n);
+    }
+
     fn charge_entry(&mut self, entry: &str) -> Result<(), UnpackError> {
         if self.entries_left == 0 {
             return Err(UnpackError::TooManyEntries {

@@ -112,8 +112,8 @@ pub trait ContainerRuntime {
     /// Mounts a fresh root filesystem for the next run of container `name`: an overlay with
     /// `lower_dirs` (image layers, top-most first) under a new writable layer. Returns it.
     fn prepare_rootfs(&self, uid: &str, name: &str, lower_dirs: &[&Path]) -> Result<PathBuf>;
-    /// Creates and starts a container run on the root prepared by [`prepare_rootfs`]
-    /// (`ContainerRuntime::prepare_rootfs`); returns the PID of its first process.
+    /// Creates and starts a container run on the root `prepare_rootfs` mounted; returns the
+    /// PID of its first process.
     fn run_container(&self, request: ContainerRequest<'_>) -> Result<i32>;
     /// SIGTERM, then SIGKILL after `grace`.
     fn stop_container(&self, uid: &str, name: &str, grace: Duration) -> Result<()>;

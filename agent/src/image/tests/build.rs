@@ -10,7 +10,8 @@ use tar::EntryType;
 
 use crate::image::build::has_interpreter;
 use crate::image::{
-    build_oci_tar, BuildError, BuildOptions, ImageConfig, ImageStore, Ownership, Platform,
+    build_oci_index_tar, build_oci_tar, BuildError, BuildOptions, ImageConfig, ImageStore,
+    Ownership, Platform,
 };
 
 const NAME: &str = "example.com/kelp/built:1.0";
@@ -526,4 +527,59 @@ fn elf_interpreter_detection() {
             "busybox-static is static"
         );
     }
+}
+
+#[test]
+fn a_multi_platform_build_is_reproducible_and_imports_per_platform() {
+    let env = Env::new();
+    let amd = env.path("amd");
+    let arm = env.path("arm");
+    for (dir, text) in [(&amd, "amd64"), (&arm, "arm")] {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("which"), text).unwrap();
+    }
+    let sources: Vec<(Platform, PathBuf)> = vec![
+        ("linux/amd64".parse().unwrap(), amd.clone()),
+        ("linux/arm/v7".parse().unwrap(), arm.clone()),
+        // The same source for a second platform: its layer is stored once.
+        ("linux/arm/v6".parse().unwrap(), arm),
+    ];
+    let mut opts = BuildOptions::new(NAME);
+    opts.mtime = Some(0);
+    let (a, b) = (env.path("a.tar"), env.path("b.tar"));
+    let first = build_oci_index_tar(&sources, &opts, &a).unwrap();
+    let second = build_oci_index_tar(&sources, &opts, &b).unwrap();
+    assert_eq!(first, second);
+    assert_eq!(fs::read(&a).unwrap(), fs::read(&b).unwrap());
+    assert_eq!(first.images.len(), 3);
+    assert_eq!(first.images[1].layer_digest, first.images[2].layer_digest);
+    assert_ne!(
+        first.images[1].manifest_digest,
+        first.images[2].manifest_digest
+    );
+
+    for (platform, text) in [
+        ("linux/amd64", "amd64"),
+        ("linux/arm/v7", "arm"),
+        ("linux/arm/v6", "arm"),
+    ] {
+        let p: Platform = platform.parse().unwrap();
+        let store = ImageStore::open(env.path(&format!("store-{}", platform.replace('/', "-"))))
+            .unwrap()
+            .with_platform(p.clone());
+        let image = store.import_oci_tar(&a, BIG).unwrap();
+        assert_eq!(image.platform, p);
+        assert_eq!(image.reference, NAME);
+        let built = first.images.iter().find(|i| i.platform == p).unwrap();
+        assert_eq!(image.manifest_digest, built.manifest_digest);
+        assert_eq!(
+            fs::read_to_string(image.layers[0].rootfs.join("which")).unwrap(),
+            text
+        );
+    }
+
+    let twice = vec![sources[0].clone(), sources[0].clone()];
+    let err = build_oci_index_tar(&twice, &opts, &env.path("c.tar")).unwrap_err();
+    assert!(err.to_string().contains("given twice"), "{err}");
+    assert!(!env.path("c.tar").exists());
 }
