@@ -15,7 +15,12 @@ use chrono::Utc;
 use kelp_shared::api::core::{ConfigMap, Pod, Secret};
 use kelp_shared::api::meta::Time;
 
-use crate::image::ImageStore;
+use std::cell::RefCell;
+
+use crate::image::{
+    pull_decision, DockerConfigJson, ImageRecord, ImageStore, PullDecision, PullOptions,
+    PullPolicy, RegistriesConfig, RegistryOptions,
+};
 use crate::pod::{self, Action, BackOff, Kind, PodView};
 use crate::runtime::spec::{self, EnvLookup, EtcFiles, SpecInput};
 use crate::runtime::state::{read_json, write_json, MonitorInfo, SandboxConfig};
@@ -35,6 +40,8 @@ pub struct AgentConfig {
     pub sync_period: Duration,
     pub backoff: BackOff,
     pub pids_limit: Option<i64>,
+    /// The node's registries file ([`crate::image::REGISTRIES_FILE`]); absent is fine.
+    pub registries_file: PathBuf,
 }
 
 /// The status file of a pod (`<run-dir>/pods/<uid>/status.json`), read by `kelp-agent pods`.
@@ -63,6 +70,10 @@ pub struct Agent {
     records: BTreeMap<String, PodRecord>,
     workers: BTreeMap<String, Worker>,
     last_errors: Vec<String>,
+    /// The node's registries file (mirrors, plain-HTTP registries, credentials, CAs).
+    registries: RegistriesConfig,
+    /// Failed pulls by (pod UID, image): when the next try may happen, and the back-off level.
+    pull_backoff: RefCell<BTreeMap<(String, String), PullBackOff>>,
 }
 
 struct Lookup<'a> {
@@ -83,6 +94,9 @@ impl EnvLookup for Lookup<'_> {
     }
 }
 
+/// When a failed pull may be tried again, and its back-off level.
+type PullBackOff = (chrono::DateTime<Utc>, u32);
+
 /// A container that cannot be created until something changes: Kubernetes reason + message.
 struct Blocked(&'static str, String);
 
@@ -99,13 +113,16 @@ impl Agent {
         let state = LocalState::open(&config.runtime.state_dir.join("agent.redb"))?;
         let records = state.pods()?;
         Ok(Self {
-            config,
             runtime,
             images,
             state,
             records,
             workers: BTreeMap::new(),
             last_errors: Vec::new(),
+            registries: RegistriesConfig::load_if_present(&config.registries_file)
+                .with_context(|| format!("{}", config.registries_file.display()))?,
+            pull_backoff: RefCell::new(BTreeMap::new()),
+            config,
         })
     }
 
@@ -301,19 +318,7 @@ impl Agent {
             ),
         };
         let reference = container.image.clone().unwrap_or_default();
-        let image = match self.images.get(&reference) {
-            Ok(Some(image)) => image,
-            Ok(None) => {
-                let never = container.image_pull_policy.as_deref() == Some("Never");
-                return Err(Ok(Blocked(
-                    if never { "ErrImageNeverPull" } else { "ErrImagePull" },
-                    format!(
-                        "image {reference:?} is not present on this node (pulling from registries is not supported yet: import it with `kelp-agent image import FILE`)"
-                    ),
-                )));
-            }
-            Err(e) => return Err(Err(anyhow::anyhow!("image store: {e}"))),
-        };
+        let image = self.image_for(dp, desired, container, &reference)?;
         let volumes = self
             .prepare_volumes(pod, uid)
             .map_err(|m| Ok(Blocked("CreateContainerConfigError", m)))?;
@@ -367,6 +372,83 @@ impl Agent {
                 log,
             })
             .map_err(Err)
+    }
+
+    /// The image of a container, pulled when its pull policy says so. Pull failures back off
+    /// as container restarts do (`ImagePullBackOff`). A node that cannot reach its registry
+    /// keeps running what it has: with `Always`, a stored image is used when the registry is
+    /// unreachable (the kubelet would fail the start; edge nodes go offline often).
+    fn image_for(
+        &self,
+        dp: &DesiredPod,
+        desired: &Desired,
+        container: &kelp_shared::api::core::Container,
+        reference: &str,
+    ) -> std::result::Result<ImageRecord, std::result::Result<Blocked, anyhow::Error>> {
+        let present = self
+            .images
+            .get(reference)
+            .map_err(|e| Err(anyhow::anyhow!("image store: {e}")))?;
+        let policy = PullPolicy::from_spec(container.image_pull_policy.as_deref(), reference);
+        match pull_decision(policy, present.is_some()) {
+            PullDecision::UsePresent => return Ok(present.expect("present")),
+            PullDecision::NeverPull => {
+                return Err(Ok(Blocked(
+                    "ErrImageNeverPull",
+                    format!(
+                        "Container image {reference:?} is not present with pull policy of Never"
+                    ),
+                )))
+            }
+            PullDecision::Pull => {}
+        }
+        let key = (dp.uid.clone(), reference.to_string());
+        let now = Utc::now();
+        let level = match self.pull_backoff.borrow().get(&key) {
+            Some((until, _)) if *until > now => {
+                return match present {
+                    Some(image) => Ok(image),
+                    None => Err(Ok(Blocked(
+                        "ImagePullBackOff",
+                        format!("Back-off pulling image {reference:?}"),
+                    ))),
+                }
+            }
+            Some((_, level)) => *level,
+            None => 0,
+        };
+        tracing::info!(pod = %dp.pod.metadata.name.as_deref().unwrap_or(""), "Pulling image {reference:?}");
+        let options = PullOptions {
+            registry: RegistryOptions {
+                registries: self.registries.clone(),
+                secrets: pull_secrets(&dp.pod, desired),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        match self.images.pull_report(reference, &options) {
+            Ok(report) => {
+                self.pull_backoff.borrow_mut().remove(&key);
+                tracing::info!(pod = %dp.pod.metadata.name.as_deref().unwrap_or(""), "{}", report.message());
+                Ok(report.image)
+            }
+            Err(e) => {
+                let delay = chrono::Duration::from_std(self.config.backoff.delay(level))
+                    .unwrap_or_else(|_| chrono::Duration::seconds(300));
+                self.pull_backoff
+                    .borrow_mut()
+                    .insert(key, (now + delay, level + 1));
+                let transient =
+                    matches!(&e, crate::image::ImageError::Registry(r) if r.is_transient());
+                match present {
+                    Some(image) if transient => {
+                        tracing::warn!("registry unreachable, using the stored {reference:?}: {e}");
+                        Ok(image)
+                    }
+                    _ => Err(Ok(Blocked("ErrImagePull", e.to_string()))),
+                }
+            }
+        }
     }
 
     /// The pod's volumes as host paths: hostPath as given (created for `DirectoryOrCreate`),
@@ -480,4 +562,44 @@ impl NanoZero for chrono::DateTime<Utc> {
     fn with_nanosecond_zero(self) -> Self {
         chrono::DateTime::from_timestamp(self.timestamp(), 0).unwrap_or(self)
     }
+}
+
+/// The `.dockerconfigjson` of the pod's `imagePullSecrets` found among the desired Secrets.
+fn pull_secrets(pod: &Pod, desired: &Desired) -> Vec<DockerConfigJson> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let names = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.image_pull_secrets.as_deref())
+        .unwrap_or(&[]);
+    names
+        .iter()
+        .filter_map(|r| r.name.as_deref())
+        .filter_map(|name| {
+            desired
+                .secrets
+                .get(&(namespace.to_string(), name.to_string()))
+        })
+        .filter(|s| s.type_.as_deref() == Some("kubernetes.io/dockerconfigjson"))
+        .filter_map(|s| {
+            let bytes = s
+                .data
+                .as_ref()?
+                .get(".dockerconfigjson")
+                .map(|b| b.0.clone())
+                .or_else(|| {
+                    s.string_data
+                        .as_ref()?
+                        .get(".dockerconfigjson")
+                        .map(|v| v.clone().into_bytes())
+                })?;
+            match DockerConfigJson::parse(&bytes) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!("imagePullSecret {:?}: {e}", s.metadata.name);
+                    None
+                }
+            }
+        })
+        .collect()
 }

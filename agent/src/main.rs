@@ -85,6 +85,10 @@ struct RunArgs {
     /// Rotate a container's log at this size, in bytes.
     #[arg(long, default_value_t = 10 * 1024 * 1024)]
     log_max_size: u64,
+    /// The node's registries file: mirrors, plain-HTTP registries, credentials, CAs (the
+    /// shape of k3s's registries.yaml).
+    #[arg(long, default_value = kelp_agent::image::REGISTRIES_FILE)]
+    registries: PathBuf,
     /// Rotated log files kept per container.
     #[arg(long, default_value_t = 5)]
     log_max_files: u32,
@@ -198,6 +202,7 @@ fn run(cli: Cli) -> Result<()> {
                 sync_period: Duration::from_millis(args.sync_period_ms),
                 backoff: BackOff::scaled(args.backoff_scale),
                 pids_limit: Some(args.pids_limit),
+                registries_file: args.registries,
             })?;
             agent.run(&AtomicBool::new(false))?;
         }

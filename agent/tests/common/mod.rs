@@ -71,6 +71,8 @@ pub struct Node {
     pub cgroup_parent: String,
     pub agent: Option<Child>,
     pub agent_log: PathBuf,
+    /// The agent's registries file (absent unless a test writes it).
+    pub registries: PathBuf,
 }
 
 impl Node {
@@ -88,6 +90,7 @@ impl Node {
             cgroup_parent: format!("/kelp-e2e-{name}"),
             agent: None,
             agent_log: base.join("agent.log"),
+            registries: base.join("registries.yaml"),
             name,
             base,
         };
@@ -136,6 +139,8 @@ impl Node {
             .arg(&self.manifests)
             .args(["--node-name", "e2e", "--cgroup-parent", &self.cgroup_parent])
             .args(["--sync-period-ms", "100", "--backoff-scale", "0.1"])
+            .arg("--registries")
+            .arg(&self.registries)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
