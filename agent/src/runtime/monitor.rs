@@ -20,7 +20,7 @@ use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -535,9 +535,4 @@ impl Monitor {
         }
         let _ = fs::remove_file(self.paths.socket());
     }
-}
-
-/// The bundle directory of a container run: where its `config.json` goes.
-pub fn bundle_config(bundle: &Path) -> PathBuf {
-    bundle.join("config.json")
 }
