@@ -42,6 +42,11 @@ pub struct AgentConfig {
     pub pids_limit: Option<i64>,
     /// The node's registries file ([`crate::image::REGISTRIES_FILE`]); absent is fine.
     pub registries_file: PathBuf,
+    /// Image garbage collection: above this percentage of the image store's disk in use,
+    /// unused images go, oldest first, until usage is below `image_gc_low` (the kubelet's
+    /// 85 and 80).
+    pub image_gc_high: f64,
+    pub image_gc_low: f64,
 }
 
 /// The status file of a pod (`<run-dir>/pods/<uid>/status.json`), read by `kelp-agent pods`.
@@ -170,6 +175,72 @@ impl Agent {
             if let Err(e) = self.terminate_pod(uid) {
                 self.problem(uid, format!("terminating pod {uid}: {e:#}"));
             }
+        }
+        if let Err(e) = self.collect_images(&desired) {
+            tracing::error!("image garbage collection: {e:#}");
+        }
+        Ok(())
+    }
+
+    /// Percentage of the image store's filesystem in use.
+    fn image_disk_used(&self) -> Result<f64> {
+        let st = rustix::fs::statvfs(self.images.root())?;
+        if st.f_blocks == 0 {
+            return Ok(0.0);
+        }
+        Ok(100.0 * (st.f_blocks - st.f_bfree) as f64 / st.f_blocks as f64)
+    }
+
+    /// Image garbage collection by disk thresholds, as the kubelet's: unused images, the
+    /// longest unused (oldest stored) first. An image a desired pod names, or that a pod still
+    /// on the node uses, is never removed: an offline node must be able to restart its pods.
+    fn collect_images(&self, desired: &Desired) -> Result<()> {
+        let used = self.image_disk_used()?;
+        if used < self.config.image_gc_high {
+            return Ok(());
+        }
+        let mut in_use: Vec<Pod> = desired.pods.iter().map(|p| p.pod.clone()).collect();
+        for uid in self.runtime.sandboxes()? {
+            if let Some(pod) = read_json::<Pod>(&self.runtime.config.pod_paths(&uid).pod())? {
+                in_use.push(pod);
+            }
+        }
+        let mut keep = BTreeSet::new();
+        for pod in &in_use {
+            for c in pod::init_containers(pod)
+                .iter()
+                .chain(pod::app_containers(pod))
+            {
+                if let Some(record) = self.images.get(c.image.as_deref().unwrap_or(""))? {
+                    keep.insert(record.manifest_digest.as_str().to_string());
+                }
+            }
+        }
+        let mut unused: Vec<(std::time::SystemTime, ImageRecord)> = self
+            .images
+            .list()?
+            .into_iter()
+            .filter(|r| !keep.contains(r.manifest_digest.as_str()))
+            .map(|r| {
+                let stored = fs::metadata(self.images.blob_path(&r.manifest_digest))
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                (stored, r)
+            })
+            .collect();
+        unused.sort_by_key(|(t, _)| *t);
+        for (_, image) in unused {
+            let now_used = self.image_disk_used()?;
+            if now_used < self.config.image_gc_low {
+                break;
+            }
+            self.images.remove(&image.reference)?;
+            tracing::info!(
+                "Removed unused image {:?} ({}): disk {now_used:.0}% used, over the {}% threshold",
+                image.reference,
+                image.manifest_digest.as_str(),
+                self.config.image_gc_high
+            );
         }
         Ok(())
     }

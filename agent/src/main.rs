@@ -89,6 +89,12 @@ struct RunArgs {
     /// shape of k3s's registries.yaml).
     #[arg(long, default_value = kelp_agent::image::REGISTRIES_FILE)]
     registries: PathBuf,
+    /// Percent of the image disk in use above which unused images are removed.
+    #[arg(long, default_value_t = 85.0)]
+    image_gc_high_threshold: f64,
+    /// Percent of the image disk in use image garbage collection brings usage down to.
+    #[arg(long, default_value_t = 80.0)]
+    image_gc_low_threshold: f64,
     /// Rotated log files kept per container.
     #[arg(long, default_value_t = 5)]
     log_max_files: u32,
@@ -203,6 +209,8 @@ fn run(cli: Cli) -> Result<()> {
                 backoff: BackOff::scaled(args.backoff_scale),
                 pids_limit: Some(args.pids_limit),
                 registries_file: args.registries,
+                image_gc_high: args.image_gc_high_threshold,
+                image_gc_low: args.image_gc_low_threshold,
             })?;
             agent.run(&AtomicBool::new(false))?;
         }

@@ -480,3 +480,64 @@ fn env_comes_from_local_configmaps_secrets_and_the_downward_api_and_logs_follow(
     let _ = follow.wait();
     assert_eq!(later, first + 4, "follow skipped or repeated lines");
 }
+
+#[test]
+fn image_gc_removes_unused_images_and_keeps_the_ones_pods_need() {
+    let mut node = Node::new("imagegc");
+    // A second image the node does not need.
+    let rootfs = node.base.join("other-rootfs");
+    fs::create_dir_all(&rootfs).unwrap();
+    kelp_agent::image::build::busybox_rootfs(&rootfs).unwrap();
+    fs::write(rootfs.join("other"), b"not the same image").unwrap();
+    let tar = node.base.join("other.tar");
+    let built = node.cli(&[
+        "image",
+        "build",
+        rootfs.to_str().unwrap(),
+        "-o",
+        tar.to_str().unwrap(),
+        "--reference",
+        "kelp.test/other:1",
+    ]);
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    assert!(node
+        .cli(&["image", "import", tar.to_str().unwrap()])
+        .status
+        .success());
+    // Thresholds of 0 %: the disk always counts as full, so every unused image must go.
+    node.extra_args = vec![
+        "--image-gc-high-threshold".into(),
+        "0".into(),
+        "--image-gc-low-threshold".into(),
+        "0".into(),
+    ];
+    node.start_agent();
+    node.apply(
+        "keep.yaml",
+        &pod_yaml(
+            "keep",
+            &format!(
+                "  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"
+            ),
+        ),
+    );
+    node.wait_running("keep");
+    node.wait_for("the unused image to go", Duration::from_secs(30), |n| {
+        let list = String::from_utf8(n.cli(&["image", "list"]).stdout).unwrap();
+        (!list.contains("kelp.test/other:1")).then_some(())
+    });
+    let list = String::from_utf8(node.cli(&["image", "list"]).stdout).unwrap();
+    assert!(
+        list.contains(BUSYBOX),
+        "the image a pod needs was removed: {list}"
+    );
+    let log = fs::read_to_string(&node.agent_log).unwrap();
+    assert!(
+        log.contains("Removed unused image") && log.contains("kelp.test/other:1"),
+        "the removal is not reported: {log}"
+    );
+}

@@ -73,6 +73,8 @@ pub struct Node {
     pub agent_log: PathBuf,
     /// The agent's registries file (absent unless a test writes it).
     pub registries: PathBuf,
+    /// More `kelp-agent run` arguments.
+    pub extra_args: Vec<String>,
 }
 
 impl Node {
@@ -91,6 +93,7 @@ impl Node {
             agent: None,
             agent_log: base.join("agent.log"),
             registries: base.join("registries.yaml"),
+            extra_args: Vec::new(),
             name,
             base,
         };
@@ -141,6 +144,7 @@ impl Node {
             .args(["--sync-period-ms", "100", "--backoff-scale", "0.1"])
             .arg("--registries")
             .arg(&self.registries)
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
