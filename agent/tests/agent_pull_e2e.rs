@@ -39,7 +39,8 @@ fn seed_pod_runs_from_pulled_images_and_the_node_carries_on_offline() {
     );
     node.start_agent();
 
-    // The seed's two-container pod, from the registry.
+    // The seed's two-container pod, from the registry: the web container's page is what the
+    // "database" container answers on 127.0.0.1:3306.
     node.apply(
         "seed.yaml",
         &format!(
@@ -50,16 +51,36 @@ spec:
   containers:
   - name: web
     image: {image}
-    command: [sh, -c, 'echo web up; exec httpd -f -p 8002 -h /']
+    command: ["sh", "-c"]
+    args:
+    - |
+      mkdir -p /www/cgi-bin
+      printf '#!/bin/sh\necho Content-Type: text/plain\necho\nwget -qO- http://127.0.0.1:3306/\n' > /www/cgi-bin/db
+      chmod +x /www/cgi-bin/db
+      exec httpd -f -p 8002 -h /www
   - name: db
     image: {image}
-    command: [sh, -c, 'echo db up; exec httpd -f -p 3306 -h /']
+    command: ["sh", "-c", "mkdir /db; echo hello-from-db > /db/index.html; echo db up; exec httpd -f -p 3306 -h /db"]
 "#
         ),
     );
     let pod = node.wait_running("kubia");
     let listed = String::from_utf8(node.cli(&["image", "list"]).stdout).unwrap();
     assert!(listed.contains(&image), "{listed}");
+    node.wait_for("the web page", Duration::from_secs(30), |n| {
+        let out = n.in_pod_net(
+            &pod.uid,
+            &[
+                "/usr/bin/busybox",
+                "wget",
+                "-qO-",
+                "http://127.0.0.1:8002/cgi-bin/db",
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .contains("hello-from-db")
+            .then_some(())
+    });
     assert!(node.log_of(&pod, "db").contains("db up"));
 
     // Never with an image the node does not have.
