@@ -56,6 +56,9 @@ pub struct PodReport {
     pub name: String,
     pub uid: String,
     pub status: kelp_shared::api::core::PodStatus,
+    /// The pod's recent events (pulls, back-offs), newest last.
+    #[serde(default)]
+    pub events: Vec<crate::events::Event>,
 }
 
 #[derive(Default)]
@@ -65,6 +68,7 @@ struct Worker {
     terminating: Option<Instant>,
     /// Last problem logged, so a persistent one is logged once.
     last_problem: Option<String>,
+    events: Vec<crate::events::Event>,
 }
 
 pub struct Agent {
@@ -79,6 +83,10 @@ pub struct Agent {
     registries: RegistriesConfig,
     /// Failed pulls by (pod UID, image): when the next try may happen, and the back-off level.
     pull_backoff: RefCell<BTreeMap<(String, String), PullBackOff>>,
+    /// Events recorded while a pod is synced: (pod UID, warning, reason, message).
+    pending_events: RefCell<Vec<(String, bool, &'static str, String)>>,
+    /// The node's own events (image garbage collection), in `<run-dir>/events.json`.
+    node_events: RefCell<Vec<crate::events::Event>>,
 }
 
 struct Lookup<'a> {
@@ -127,6 +135,8 @@ impl Agent {
             registries: RegistriesConfig::load_if_present(&config.registries_file)
                 .with_context(|| format!("{}", config.registries_file.display()))?,
             pull_backoff: RefCell::new(BTreeMap::new()),
+            pending_events: RefCell::new(Vec::new()),
+            node_events: RefCell::new(Vec::new()),
             config,
         })
     }
@@ -182,6 +192,13 @@ impl Agent {
         Ok(())
     }
 
+    /// Records an event of pod `uid`, kept with its status at the end of its sync.
+    fn event(&self, uid: &str, warning: bool, reason: &'static str, message: String) {
+        self.pending_events
+            .borrow_mut()
+            .push((uid.to_string(), warning, reason, message));
+    }
+
     /// Percentage of the image store's filesystem in use.
     fn image_disk_used(&self) -> Result<f64> {
         let st = rustix::fs::statvfs(self.images.root())?;
@@ -235,6 +252,22 @@ impl Agent {
                 break;
             }
             self.images.remove(&image.reference)?;
+            let message = format!(
+                "Removed unused image {:?} ({}) to free disk space: {now_used:.0}% used, over the {}% threshold",
+                image.reference,
+                image.manifest_digest.as_str(),
+                self.config.image_gc_high
+            );
+            crate::events::record(
+                &mut self.node_events.borrow_mut(),
+                false,
+                "ImageGCRemoved",
+                message,
+            );
+            write_json(
+                &self.runtime.config.run_dir.join("events.json"),
+                &*self.node_events.borrow(),
+            )?;
             tracing::info!(
                 "Removed unused image {:?} ({}): disk {now_used:.0}% used, over the {}% threshold",
                 image.reference,
@@ -350,13 +383,21 @@ impl Agent {
             .and_then(|m| m.created().or_else(|_| m.modified()))
             .ok()
             .map(|t| Time(chrono::DateTime::<Utc>::from(t).with_nanosecond_zero()));
+        let worker = self.workers.entry(uid.to_string()).or_default();
+        for (_, warning, reason, message) in self
+            .pending_events
+            .borrow_mut()
+            .extract_if(.., |(u, ..)| u == uid)
+        {
+            crate::events::record(&mut worker.events, warning, reason, message);
+        }
         let report = PodReport {
             namespace,
             name,
             uid: uid.to_string(),
             status: view.status(created),
+            events: worker.events.clone(),
         };
-        let worker = self.workers.entry(uid.to_string()).or_default();
         if worker.last_report.as_ref() != Some(&report) {
             write_json(&paths.status(), &report)?;
             worker.last_report = Some(report);
@@ -479,16 +520,23 @@ impl Agent {
             Some((until, _)) if *until > now => {
                 return match present {
                     Some(image) => Ok(image),
-                    None => Err(Ok(Blocked(
-                        "ImagePullBackOff",
-                        format!("Back-off pulling image {reference:?}"),
-                    ))),
+                    None => {
+                        let message = format!("Back-off pulling image {reference:?}");
+                        self.event(&dp.uid, true, "BackOff", message.clone());
+                        Err(Ok(Blocked("ImagePullBackOff", message)))
+                    }
                 }
             }
             Some((_, level)) => *level,
             None => 0,
         };
         tracing::info!(pod = %dp.pod.metadata.name.as_deref().unwrap_or(""), "Pulling image {reference:?}");
+        self.event(
+            &dp.uid,
+            false,
+            "Pulling",
+            format!("Pulling image {reference:?}"),
+        );
         let options = PullOptions {
             registry: RegistryOptions {
                 registries: self.registries.clone(),
@@ -501,6 +549,7 @@ impl Agent {
             Ok(report) => {
                 self.pull_backoff.borrow_mut().remove(&key);
                 tracing::info!(pod = %dp.pod.metadata.name.as_deref().unwrap_or(""), "{}", report.message());
+                self.event(&dp.uid, false, "Pulled", report.message());
                 Ok(report.image)
             }
             Err(e) => {
@@ -516,7 +565,11 @@ impl Agent {
                         tracing::warn!("registry unreachable, using the stored {reference:?}: {e}");
                         Ok(image)
                     }
-                    _ => Err(Ok(Blocked("ErrImagePull", e.to_string()))),
+                    _ => {
+                        let message = format!("Failed to pull image {reference:?}: {e}");
+                        self.event(&dp.uid, true, "Failed", message);
+                        Err(Ok(Blocked("ErrImagePull", e.to_string())))
+                    }
                 }
             }
         }

@@ -2,6 +2,7 @@
 pub mod agent;
 pub mod cgroup;
 pub mod cli;
+pub mod events;
 pub mod image;
 pub mod logs;
 pub mod pod;

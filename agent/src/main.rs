@@ -48,6 +48,12 @@ enum Command {
     },
     /// Print a container's log.
     Logs(LogsArgs),
+    /// List the events of this node and its pods (pulls, back-offs, image removals).
+    Events {
+        /// Output format: table (default) or json.
+        #[arg(short, long, default_value = "table")]
+        output: String,
+    },
     /// Check this machine can run pods.
     Preflight,
     /// Manage the node's images.
@@ -223,6 +229,49 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Logs(args) => logs(&cli.dirs, args)?,
+        Command::Events { output } => {
+            let mut rows: Vec<(String, kelp_agent::events::Event)> = Vec::new();
+            let node: Vec<kelp_agent::events::Event> =
+                read_json(&cli.dirs.run_dir.join("events.json"))?.unwrap_or_default();
+            rows.extend(node.into_iter().map(|e| ("node".to_string(), e)));
+            for r in pod_reports(&cli.dirs)? {
+                let object = format!("pod/{}", r.name);
+                rows.extend(r.events.into_iter().map(|e| (object.clone(), e)));
+            }
+            rows.sort_by_key(|(_, e)| e.last_timestamp);
+            match output.as_str() {
+                "json" => {
+                    let list: Vec<serde_json::Value> = rows
+                        .iter()
+                        .map(|(o, e)| serde_json::json!({"object": o, "event": e}))
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                }
+                "table" => {
+                    println!(
+                        "{:<26} {:<8} {:<16} {:<28} MESSAGE",
+                        "LAST SEEN", "TYPE", "REASON", "OBJECT"
+                    );
+                    for (object, e) in rows {
+                        let count = if e.count > 1 {
+                            format!(" (x{})", e.count)
+                        } else {
+                            String::new()
+                        };
+                        println!(
+                            "{:<26} {:<8} {:<16} {:<28} {}{count}",
+                            e.last_timestamp
+                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                            e.type_,
+                            e.reason,
+                            object,
+                            e.message
+                        );
+                    }
+                }
+                other => bail!("--output {other}: use table or json"),
+            }
+        }
     }
     Ok(())
 }

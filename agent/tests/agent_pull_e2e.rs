@@ -82,6 +82,22 @@ spec:
             .then_some(())
     });
     assert!(node.log_of(&pod, "db").contains("db up"));
+    // The pull is reported as events, with its time and size.
+    let pod = node.pod("kubia").unwrap();
+    let reasons: Vec<&str> = pod.events.iter().map(|e| e.reason.as_str()).collect();
+    assert!(reasons.contains(&"Pulling"), "{:?}", pod.events);
+    let pulled = pod
+        .events
+        .iter()
+        .find(|e| e.reason == "Pulled")
+        .expect("a Pulled event");
+    assert!(
+        pulled.message.contains(&image)
+            && pulled.message.contains(" in ")
+            && pulled.message.contains("B"),
+        "{}",
+        pulled.message
+    );
 
     // Never with an image the node does not have.
     node.apply(

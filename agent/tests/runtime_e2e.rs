@@ -535,9 +535,9 @@ fn image_gc_removes_unused_images_and_keeps_the_ones_pods_need() {
         list.contains(BUSYBOX),
         "the image a pod needs was removed: {list}"
     );
-    let log = fs::read_to_string(&node.agent_log).unwrap();
+    let events = String::from_utf8(node.cli(&["events", "-o", "json"]).stdout).unwrap();
     assert!(
-        log.contains("Removed unused image") && log.contains("kelp.test/other:1"),
-        "the removal is not reported: {log}"
+        events.contains("ImageGCRemoved") && events.contains("kelp.test/other:1"),
+        "the removal is not an event: {events}"
     );
 }
