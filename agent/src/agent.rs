@@ -216,7 +216,10 @@ impl Agent {
         if used < self.config.image_gc_high {
             return Ok(());
         }
+        // What the node was told to run (persisted in agent.redb), what it reads now, and what
+        // is still on it.
         let mut in_use: Vec<Pod> = desired.pods.iter().map(|p| p.pod.clone()).collect();
+        in_use.extend(self.records.values().map(|r| r.pod.clone()));
         for uid in self.runtime.sandboxes()? {
             if let Some(pod) = read_json::<Pod>(&self.runtime.config.pod_paths(&uid).pod())? {
                 in_use.push(pod);
