@@ -2,7 +2,7 @@
 //! and the downward API.
 
 use kelp_shared::api::core::{
-    Container, KeySelector, ObjectFieldSelector, OptionalRef, Pod, ResourceFieldSelector, Secret,
+    Container, KeySelector, ObjectFieldSelector, Pod, ResourceFieldSelector, Secret,
 };
 use kelp_shared::api::quantity::Quantity;
 
@@ -116,7 +116,7 @@ pub(super) fn container_env(input: &SpecInput) -> Result<ContainerEnv, SpecError
             let field = format!("{base}.envFrom[{i}].configMapRef");
             let name = required_name(r.name.as_deref(), &field)?;
             let Some(cm) = input.lookup.config_map(name) else {
-                skip_if_optional(r, &field, format!("configmap {name:?} not found"))?;
+                skip_if_optional(r.optional, &field, format!("configmap {name:?} not found"))?;
                 continue;
             };
             for (key, value) in cm.data.iter().flatten() {
@@ -129,7 +129,7 @@ pub(super) fn container_env(input: &SpecInput) -> Result<ContainerEnv, SpecError
             let field = format!("{base}.envFrom[{i}].secretRef");
             let name = required_name(r.name.as_deref(), &field)?;
             let Some(secret) = input.lookup.secret(name) else {
-                skip_if_optional(r, &field, format!("secret {name:?} not found"))?;
+                skip_if_optional(r.optional, &field, format!("secret {name:?} not found"))?;
                 continue;
             };
             for (key, value) in secret_entries(secret, name, &field)? {
@@ -187,9 +187,9 @@ fn required_name<'n>(name: Option<&'n str>, field: &str) -> Result<&'n str, Spec
         .ok_or_else(|| SpecError::new(format!("{field}.name"), "name is required"))
 }
 
-/// `Ok` (skip the source) when `r` is optional, else the error `problem`.
-fn skip_if_optional(r: &OptionalRef, field: &str, problem: String) -> Result<(), SpecError> {
-    if r.optional == Some(true) {
+/// `Ok` (skip the source) when `optional`, else the error `problem` naming `field`.
+fn skip_if_optional(optional: Option<bool>, field: &str, problem: String) -> Result<(), SpecError> {
+    if optional == Some(true) {
         Ok(())
     } else {
         Err(SpecError::new(field, problem))
@@ -225,11 +225,7 @@ fn missing_ref(
     field: &str,
     problem: String,
 ) -> Result<Option<String>, SpecError> {
-    if sel.optional == Some(true) {
-        Ok(None)
-    } else {
-        Err(SpecError::new(field, problem))
-    }
+    skip_if_optional(sel.optional, field, problem).map(|()| None)
 }
 
 /// The value of a `configMapKeyRef`; `None` when it is optional and missing.
