@@ -145,6 +145,7 @@ fn bench_create(runtime: &MonitorRuntime, config: &RuntimeConfig, layer: &Path, 
             name: "bench".into(),
             hostname: "bench".into(),
             share_pid: false,
+            network: Default::default(),
         })
         .unwrap();
     let paths = config.pod_paths(uid);

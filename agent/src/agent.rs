@@ -315,6 +315,7 @@ impl Agent {
             name: name.clone(),
             hostname: spec.hostname.clone().unwrap_or_else(|| name.clone()),
             share_pid: spec.share_process_namespace.unwrap_or(false),
+            network: Default::default(),
         })?;
         let paths = self.runtime.config.pod_paths(uid);
         if !paths.pod().exists() {

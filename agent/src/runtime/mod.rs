@@ -90,6 +90,7 @@ pub struct SandboxRequest {
     pub name: String,
     pub hostname: String,
     pub share_pid: bool,
+    pub network: state::PodNetwork,
 }
 
 /// One container run, ready to go: the spec, whose root is the one `prepare_rootfs` mounted.
@@ -208,6 +209,7 @@ impl ContainerRuntime for MonitorRuntime {
                 pod_cgroup: self.config.pod_cgroup(&request.uid),
                 log_max_size: self.config.log_max_size,
                 log_max_files: self.config.log_max_files,
+                network: request.network.clone(),
             },
         )?;
         let log = fs::OpenOptions::new()

@@ -66,6 +66,31 @@ pub struct SandboxConfig {
     /// Container log rotation.
     pub log_max_size: u64,
     pub log_max_files: u32,
+    /// The pod's network: its own namespace on the node's bridge, or the host's.
+    #[serde(default)]
+    pub network: PodNetwork,
+}
+
+/// How a pod is networked, decided by the agent before the monitor starts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PodNetwork {
+    /// `hostNetwork: true`: the pod stays in the host's network namespace.
+    #[serde(default)]
+    pub host_network: bool,
+    /// The pod's address (`status.podIP`); the host's address for `hostNetwork` pods. None
+    /// when the node has no pod network configured (the pod has only `lo`).
+    pub pod_ip: Option<std::net::Ipv4Addr>,
+    /// The node's address (`status.hostIP`).
+    pub host_ip: Option<std::net::Ipv4Addr>,
+    /// The bridge link of the pod: its gateway address and prefix length, and the bridge's name.
+    pub gateway: Option<std::net::Ipv4Addr>,
+    #[serde(default)]
+    pub prefix_len: u8,
+    #[serde(default)]
+    pub bridge: String,
+    /// The host side of the pod's veth pair (the pod side is `eth0`).
+    #[serde(default)]
+    pub host_veth: String,
 }
 
 /// `monitor.json`: written by the monitor once its sandbox is ready and its socket listens.
