@@ -190,6 +190,7 @@ fn bench_create(runtime: &MonitorRuntime, config: &RuntimeConfig, layer: &Path, 
                 attempt: attempt as u32,
                 spec,
                 log: config.log_dir.join("bench/t.log"),
+                probes: Vec::new(),
             })
             .unwrap();
         loop {

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -21,9 +22,10 @@ use crate::image::{
     pull_decision, DockerConfigJson, ImageRecord, ImageStore, PullDecision, PullOptions,
     PullPolicy, RegistriesConfig, RegistryOptions,
 };
+use crate::network::{nft, NetworkConfig};
 use crate::pod::{self, Action, BackOff, Kind, PodView};
 use crate::runtime::spec::{self, EnvLookup, EtcFiles, SpecInput};
-use crate::runtime::state::{read_json, write_json, MonitorInfo, SandboxConfig};
+use crate::runtime::state::{read_json, write_json, MonitorInfo, PodNetwork, SandboxConfig};
 use crate::runtime::{
     monitor, ContainerRequest, ContainerRuntime, MonitorRuntime, RuntimeConfig, SandboxRequest,
 };
@@ -47,6 +49,13 @@ pub struct AgentConfig {
     /// 85 and 80).
     pub image_gc_high: f64,
     pub image_gc_low: f64,
+    /// The node's pod network (bridge and pod CIDR); None gives pods only `lo`.
+    pub network: Option<NetworkConfig>,
+    /// The node's address (`--node-ip`); detected when None.
+    pub node_ip: Option<Ipv4Addr>,
+    /// Multiplies every probe duration (delays, periods, timeouts, probe kill grace): 0.1 runs
+    /// probes at a tenth of real time, for tests.
+    pub probe_time_scale: f64,
 }
 
 /// The status file of a pod (`<run-dir>/pods/<uid>/status.json`), read by `kelp-agent pods`.
@@ -69,7 +78,13 @@ struct Worker {
     /// Last problem logged, so a persistent one is logged once.
     last_problem: Option<String>,
     events: Vec<crate::events::Event>,
+    /// What the probes of each container's run had reported at the last sync, so each new
+    /// failure and probe kill becomes one event; None before the first sync.
+    probes_seen: Option<BTreeMap<String, ProbesSeen>>,
 }
+
+/// A run (by start time) and its probes' record, as last seen.
+type ProbesSeen = (Option<String>, crate::probe::RunProbes);
 
 pub struct Agent {
     config: AgentConfig,
@@ -87,6 +102,16 @@ pub struct Agent {
     pending_events: RefCell<Vec<(String, bool, &'static str, String)>>,
     /// The node's own events (image garbage collection), in `<run-dir>/events.json`.
     node_events: RefCell<Vec<crate::events::Event>>,
+    /// The node's address (`status.hostIP`).
+    node_ip: Option<Ipv4Addr>,
+    /// The pod address handed out last: the next pod gets the next free one.
+    last_pod_ip: Option<Ipv4Addr>,
+    /// The nftables script applied last (rules change only when pods come and go).
+    applied_rules: Option<String>,
+    /// Whether veths left by pods that vanished while the agent was down have been swept.
+    swept_veths: bool,
+    /// The pod network's last problem, logged once.
+    network_problem: Option<String>,
 }
 
 struct Lookup<'a> {
@@ -122,6 +147,12 @@ impl Agent {
             );
         }
         let runtime = MonitorRuntime::new(config.runtime.clone())?;
+        if let Some(network) = &config.network {
+            network.setup_host().context("setting up the pod network")?;
+        }
+        let node_ip = config.node_ip.or_else(|| {
+            crate::network::detect_node_ip(config.network.as_ref().map(|n| n.pod_cidr))
+        });
         let images = ImageStore::open(config.runtime.state_dir.join("images"))?;
         let state = LocalState::open(&config.runtime.state_dir.join("agent.redb"))?;
         let records = state.pods()?;
@@ -137,6 +168,11 @@ impl Agent {
             pull_backoff: RefCell::new(BTreeMap::new()),
             pending_events: RefCell::new(Vec::new()),
             node_events: RefCell::new(Vec::new()),
+            node_ip,
+            last_pod_ip: None,
+            applied_rules: None,
+            swept_veths: false,
+            network_problem: None,
             config,
         })
     }
@@ -168,6 +204,12 @@ impl Agent {
             self.last_errors = desired.errors.clone();
         }
         let wanted: BTreeSet<String> = desired.pods.iter().map(|p| p.uid.clone()).collect();
+        // The table's masquerade rule must exist before a pod's first packet: a connection
+        // conntrack has seen without NAT stays without it.
+        if self.config.network.is_some() && self.applied_rules.is_none() {
+            let result = self.sync_network();
+            self.report_network(result);
+        }
         for dp in &desired.pods {
             if let Err(e) = self.sync_pod(dp, &desired) {
                 self.problem(
@@ -186,6 +228,8 @@ impl Agent {
                 self.problem(uid, format!("terminating pod {uid}: {e:#}"));
             }
         }
+        let result = self.sync_network();
+        self.report_network(result);
         if let Err(e) = self.collect_images(&desired) {
             tracing::error!("image garbage collection: {e:#}");
         }
@@ -309,13 +353,14 @@ impl Agent {
         let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
         let name = meta.name.clone().unwrap_or_default();
         let spec = pod.spec.as_ref().context("pod without spec")?;
+        let network = self.pod_network(uid, spec.host_network.unwrap_or(false))?;
         let info = self.runtime.ensure_sandbox(&SandboxRequest {
             uid: uid.to_string(),
             namespace: namespace.clone(),
             name: name.clone(),
             hostname: spec.hostname.clone().unwrap_or_else(|| name.clone()),
             share_pid: spec.share_process_namespace.unwrap_or(false),
-            network: Default::default(),
+            network: network.clone(),
         })?;
         let paths = self.runtime.config.pod_paths(uid);
         if !paths.pod().exists() {
@@ -349,7 +394,7 @@ impl Agent {
                 Some(run) => pod::next_restarts(count, run, &self.config.backoff),
                 None => count,
             };
-            match self.start_container(dp, desired, &info, kind, index, next.count) {
+            match self.start_container(dp, desired, (&info, &network), kind, index, next.count) {
                 Ok(pid) => {
                     tracing::info!(pod = %name, container = %container.name, pid, restarts = next.count, "started");
                     new_restarts.insert(container.name.clone(), next);
@@ -374,6 +419,7 @@ impl Agent {
             tracing::warn!(pod = %name, "deleting old writable layers: {e:#}");
         }
         let runs = self.runtime.container_runs(uid)?;
+        self.probe_events(uid, pod, &runs);
         let restarts = &self.records[uid].restarts;
         let view = PodView {
             pod,
@@ -395,11 +441,18 @@ impl Agent {
         {
             crate::events::record(&mut worker.events, warning, reason, message);
         }
+        let mut status = view.status(created);
+        status.host_ip = network.host_ip.map(|ip| ip.to_string());
+        status.pod_ip = network.pod_ip.map(|ip| ip.to_string());
+        status.pod_ips = status
+            .pod_ip
+            .clone()
+            .map(|ip| vec![kelp_shared::api::core::PodIp { ip }]);
         let report = PodReport {
             namespace,
             name,
             uid: uid.to_string(),
-            status: view.status(created),
+            status,
             events: worker.events.clone(),
         };
         if worker.last_report.as_ref() != Some(&report) {
@@ -416,7 +469,7 @@ impl Agent {
         &self,
         dp: &DesiredPod,
         desired: &Desired,
-        info: &MonitorInfo,
+        (info, network): (&MonitorInfo, &PodNetwork),
         kind: Kind,
         index: usize,
         attempt: u32,
@@ -435,9 +488,7 @@ impl Agent {
         };
         let reference = container.image.clone().unwrap_or_default();
         let image = self.image_for(dp, desired, container, &reference)?;
-        let volumes = self
-            .prepare_volumes(pod, uid)
-            .map_err(|m| Ok(Blocked("CreateContainerConfigError", m)))?;
+        let volumes = self.prepare_volumes(pod, uid, desired)?;
         let paths = self.runtime.config.pod_paths(uid);
         let etc = paths.etc();
         let etc_files = EtcFiles {
@@ -468,8 +519,8 @@ impl Agent {
             lookup: &lookup,
             node_name: &self.config.node_name,
             node_allocatable: None,
-            pod_ip: None,
-            host_ip: None,
+            pod_ip: network.pod_ip.map(|ip| ip.to_string()).as_deref(),
+            host_ip: network.host_ip.map(|ip| ip.to_string()).as_deref(),
             pids_limit: self.config.pids_limit,
         })
         .map_err(|e| Ok(Blocked("CreateContainerConfigError", e.to_string())))?;
@@ -486,8 +537,54 @@ impl Agent {
                 attempt,
                 spec,
                 log,
+                // Probes are for app containers (init containers may not have them).
+                probes: match kind {
+                    Kind::App => crate::probe::container_probes(
+                        container,
+                        pod.spec
+                            .as_ref()
+                            .and_then(|s| s.termination_grace_period_seconds),
+                        self.config.probe_time_scale,
+                    ),
+                    Kind::Init => Vec::new(),
+                },
             })
             .map_err(Err)
+    }
+
+    /// Records the events of what the probes found since the last sync, as the kubelet
+    /// does: `Unhealthy` for each failed probe, `Killing` when a failed liveness or startup
+    /// probe had the container killed. The first sync after the agent started only takes
+    /// note: what happened before was reported then.
+    fn probe_events(
+        &mut self,
+        uid: &str,
+        pod: &Pod,
+        runs: &BTreeMap<String, crate::runtime::state::ContainerRun>,
+    ) {
+        let worker = self.workers.entry(uid.to_string()).or_default();
+        let first = worker.probes_seen.is_none();
+        let seen = worker.probes_seen.get_or_insert_with(BTreeMap::new);
+        let mut events = Vec::new();
+        for run in runs.values() {
+            let Some(now) = &run.probes else {
+                continue;
+            };
+            let previous = seen
+                .get(&run.name)
+                .filter(|(started, _)| *started == run.started_at)
+                .map(|(_, p)| p.clone())
+                .unwrap_or_default();
+            if !first {
+                let policy = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref());
+                events.extend(crate::probe::events(&run.name, policy, &previous, now));
+            }
+            seen.insert(run.name.clone(), (run.started_at.clone(), now.clone()));
+        }
+        seen.retain(|name, _| runs.contains_key(name));
+        for (warning, reason, message) in events {
+            self.event(uid, warning, reason, message);
+        }
     }
 
     /// The image of a container, pulled when its pull policy says so. Pull failures back off
@@ -579,64 +676,127 @@ impl Agent {
         }
     }
 
-    /// The pod's volumes as host paths: hostPath as given (created for `DirectoryOrCreate`),
-    /// emptyDir in the pod's data directory. Other kinds are not supported yet.
+    /// The pod's volumes as host paths ([`crate::volume::prepare`]). A volume that cannot be
+    /// set up keeps the container waiting in `ContainerCreating` and records a `FailedMount`
+    /// warning, as the kubelet does.
     fn prepare_volumes(
         &self,
         pod: &Pod,
         uid: &str,
-    ) -> std::result::Result<BTreeMap<String, PathBuf>, String> {
-        let mut out = BTreeMap::new();
-        let volumes = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.volumes.as_deref())
-            .unwrap_or(&[]);
-        for (i, v) in volumes.iter().enumerate() {
-            let field = format!("spec.volumes[{i}]");
-            let path = if let Some(hp) = &v.host_path {
-                let path = PathBuf::from(&hp.path);
-                match hp.type_.as_deref().unwrap_or("") {
-                    "" => {}
-                    "DirectoryOrCreate" => fs::create_dir_all(&path).map_err(|e| {
-                        format!("{field}.hostPath.path: creating {}: {e}", path.display())
-                    })?,
-                    "Directory" if path.is_dir() => {}
-                    "Directory" => {
-                        return Err(format!(
-                            "{field}.hostPath.path: {} is not a directory",
-                            path.display()
-                        ))
-                    }
-                    other => {
-                        return Err(format!(
-                            "{field}.hostPath.type: {other} is not supported yet"
-                        ))
-                    }
+        desired: &Desired,
+    ) -> std::result::Result<BTreeMap<String, PathBuf>, std::result::Result<Blocked, anyhow::Error>>
+    {
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let request = crate::volume::PodVolumes {
+            pod,
+            run_dir: self.runtime.config.pod_paths(uid).dir,
+            data_dir: self.runtime.config.pod_data_dir(uid),
+            lookup: &Lookup { namespace, desired },
+            node_allocatable: None,
+        };
+        crate::volume::prepare(&request, &crate::volume::SystemMounter).map_err(|e| {
+            self.event(uid, true, "FailedMount", e.to_string());
+            Ok(Blocked("ContainerCreating", e.to_string()))
+        })
+    }
+
+    /// Logs a pod network problem once, until it changes or goes away.
+    fn report_network(&mut self, result: Result<()>) {
+        match result {
+            Ok(()) => self.network_problem = None,
+            Err(e) => {
+                let message = format!("pod network: {e:#}");
+                if self.network_problem.as_ref() != Some(&message) {
+                    tracing::error!("{message}");
+                    self.network_problem = Some(message);
                 }
-                path
-            } else if let Some(ed) = &v.empty_dir {
-                if ed.medium.as_deref().is_some_and(|m| !m.is_empty()) {
-                    return Err(format!(
-                        "{field}.emptyDir.medium: only the node's disk is supported yet"
-                    ));
-                }
-                let path = self
-                    .runtime
-                    .config
-                    .pod_data_dir(uid)
-                    .join("volumes")
-                    .join(&v.name);
-                fs::create_dir_all(&path).map_err(|e| format!("{field}.emptyDir: {e}"))?;
-                path
-            } else {
-                return Err(format!(
-                    "{field}: only hostPath and emptyDir volumes are supported yet"
-                ));
-            };
-            out.insert(v.name.clone(), path);
+            }
+        }
+    }
+
+    /// The network of pod `uid`: the one its sandbox has, else a new address from the pod CIDR
+    /// (the host's network for `hostNetwork` pods).
+    fn pod_network(&mut self, uid: &str, host_network: bool) -> Result<PodNetwork> {
+        if host_network {
+            return Ok(PodNetwork {
+                host_network: true,
+                pod_ip: self.node_ip,
+                host_ip: self.node_ip,
+                ..Default::default()
+            });
+        }
+        let Some(config) = &self.config.network else {
+            return Ok(PodNetwork {
+                host_ip: self.node_ip,
+                ..Default::default()
+            });
+        };
+        let paths = self.runtime.config.pod_paths(uid);
+        if let Some(sandbox) = read_json::<SandboxConfig>(&paths.sandbox())? {
+            let n = sandbox.network;
+            if !n.host_network && n.pod_ip.is_some() && n.bridge == config.bridge {
+                return Ok(n);
+            }
+        }
+        let used = self
+            .sandbox_networks()?
+            .into_iter()
+            .filter(|(other, _)| other != uid)
+            .filter_map(|(_, n)| n.pod_ip)
+            .collect();
+        let network = config.allocate(uid, &used, self.last_pod_ip, self.node_ip)?;
+        self.last_pod_ip = network.pod_ip;
+        Ok(network)
+    }
+
+    /// The recorded network of every sandbox on the node.
+    fn sandbox_networks(&self) -> Result<Vec<(String, PodNetwork)>> {
+        let mut out = Vec::new();
+        for uid in self.runtime.sandboxes()? {
+            let paths = self.runtime.config.pod_paths(&uid);
+            if let Some(sandbox) = read_json::<SandboxConfig>(&paths.sandbox())? {
+                out.push((uid, sandbox.network));
+            }
         }
         Ok(out)
+    }
+
+    /// Brings the node's nftables table in line with the pods on the node (rewritten only
+    /// when it changes), and once after start deletes veths no pod owns.
+    fn sync_network(&mut self) -> Result<()> {
+        let Some(config) = &self.config.network else {
+            return Ok(());
+        };
+        let mut ports = Vec::new();
+        let mut veths = BTreeSet::new();
+        for (uid, network) in self.sandbox_networks()? {
+            let Some(pod_ip) = network.pod_ip.filter(|_| !network.host_network) else {
+                continue;
+            };
+            veths.insert(network.host_veth.clone());
+            let Some(pod) = read_json::<Pod>(&self.runtime.config.pod_paths(&uid).pod())? else {
+                continue;
+            };
+            ports.extend(host_ports(&pod, pod_ip));
+        }
+        ports.sort();
+        // Two pods asking for one host port: the first (by protocol, address, port, pod
+        // address) gets it; the scheduler keeps this from happening across the cluster.
+        ports.dedup_by(|b, a| {
+            (&a.protocol, a.host_ip, a.host_port) == (&b.protocol, b.host_ip, b.host_port)
+        });
+        let script = nft::render(&config.nft_table(), config.pod_cidr, &ports);
+        if self.applied_rules.as_ref() != Some(&script) {
+            nft::apply(&script)?;
+            self.applied_rules = Some(script);
+        }
+        if !self.swept_veths {
+            for name in config.remove_stray_veths(&veths)? {
+                tracing::info!("deleted veth {name}, left by a pod that is gone");
+            }
+            self.swept_veths = true;
+        }
+        Ok(())
     }
 
     /// Terminates a pod that is no longer wanted: SIGTERM, the grace period, SIGKILL (by the
@@ -690,6 +850,29 @@ impl NanoZero for chrono::DateTime<Utc> {
     fn with_nanosecond_zero(self) -> Self {
         chrono::DateTime::from_timestamp(self.timestamp(), 0).unwrap_or(self)
     }
+}
+
+/// The `hostPort`s of a pod on the bridge, as DNAT rules to `pod_ip`.
+fn host_ports(pod: &Pod, pod_ip: Ipv4Addr) -> Vec<nft::HostPort> {
+    pod::init_containers(pod)
+        .iter()
+        .chain(pod::app_containers(pod))
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| {
+            let host_port = u16::try_from(p.host_port?).ok().filter(|p| *p > 0)?;
+            Some(nft::HostPort {
+                protocol: p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase(),
+                host_ip: p
+                    .host_ip
+                    .as_deref()
+                    .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+                    .filter(|ip| !ip.is_unspecified()),
+                host_port,
+                pod_ip,
+                container_port: u16::try_from(p.container_port).ok()?,
+            })
+        })
+        .collect()
 }
 
 /// The `.dockerconfigjson` of the pod's `imagePullSecrets` found among the desired Secrets.

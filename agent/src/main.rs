@@ -104,6 +104,21 @@ struct RunArgs {
     /// Rotated log files kept per container.
     #[arg(long, default_value_t = 5)]
     log_max_files: u32,
+    /// Scale of every probe duration: initial delays, periods, timeouts and the grace of a
+    /// probe kill (1 = as specified; 0.1 runs probes at a tenth of real time).
+    #[arg(long, default_value_t = 1.0)]
+    probe_time_scale: f64,
+    /// The node's pod CIDR for static pods: pods get addresses from it on the bridge, the
+    /// first being the bridge's (gateway). `none`: pods get only a loopback interface.
+    #[arg(long, default_value = "10.42.0.0/24")]
+    pod_cidr: String,
+    /// The node's pod bridge (also names the nftables table `kelp_<bridge>`).
+    #[arg(long, default_value = "kelp0")]
+    bridge: String,
+    /// The node's address (`status.hostIP`); by default the source address of the default
+    /// route.
+    #[arg(long)]
+    node_ip: Option<std::net::Ipv4Addr>,
 }
 
 #[derive(Args)]
@@ -196,6 +211,9 @@ fn run(cli: Cli) -> Result<()> {
             if report.blocking() {
                 bail!("preflight found problems that stop pods from running");
             }
+            if !(args.probe_time_scale > 0.0 && args.probe_time_scale <= 100.0) {
+                bail!("--probe-time-scale must be above 0 and at most 100");
+            }
             let mut runtime = runtime_config(&cli.dirs)?;
             runtime.cgroup_parent = args.cgroup_parent;
             runtime.log_max_size = args.log_max_size;
@@ -217,6 +235,16 @@ fn run(cli: Cli) -> Result<()> {
                 registries_file: args.registries,
                 image_gc_high: args.image_gc_high_threshold,
                 image_gc_low: args.image_gc_low_threshold,
+                network: match args.pod_cidr.as_str() {
+                    "none" => None,
+                    cidr => Some(kelp_agent::network::NetworkConfig::new(
+                        &args.bridge,
+                        cidr.parse()
+                            .map_err(|e| anyhow::anyhow!("--pod-cidr: {e}"))?,
+                    )?),
+                },
+                node_ip: args.node_ip,
+                probe_time_scale: args.probe_time_scale,
             })?;
             agent.run(&AtomicBool::new(false))?;
         }

@@ -342,17 +342,20 @@ impl PodView<'_> {
             }
         };
         let running = state.running.is_some();
+        // A run without probes is started and ready while it runs; with probes, as the
+        // monitor's record says (startup passed; readiness passing).
+        let probes = run.and_then(|r| r.probes.as_ref());
+        let started = running && probes.is_none_or(|p| p.started);
         ContainerStatus {
             name: c.name.clone(),
             state: Some(state),
             last_state,
-            // Probes come later: a running container is ready.
-            ready: running && kind == Kind::App,
+            ready: started && kind == Kind::App && probes.is_none_or(|p| p.ready),
             restart_count: restarts.count as i32,
             image: c.image.clone().unwrap_or_default(),
             image_id: String::new(),
             container_id: None,
-            started: Some(running),
+            started: Some(started),
         }
     }
 
@@ -413,12 +416,24 @@ impl PodView<'_> {
             status: if ok { "True" } else { "False" }.into(),
             ..Default::default()
         };
+        // As the kubelet words a pod that is not ready because of its containers.
+        let unready: Vec<&str> = app_statuses
+            .iter()
+            .filter(|s| !s.ready)
+            .map(|s| s.name.as_str())
+            .collect();
+        let readiness = |type_: &str| Condition {
+            reason: (!ready && !unready.is_empty()).then(|| "ContainersNotReady".into()),
+            message: (!ready && !unready.is_empty())
+                .then(|| format!("containers with unready status: [{}]", unready.join(" "))),
+            ..condition(type_, ready)
+        };
         PodStatus {
             phase: Some(phase.into()),
             conditions: Some(vec![
                 condition("Initialized", init_done),
-                condition("Ready", ready),
-                condition("ContainersReady", ready),
+                readiness("Ready"),
+                readiness("ContainersReady"),
                 condition("PodScheduled", true),
             ]),
             start_time,

@@ -100,6 +100,8 @@ pub struct ContainerRequest<'a> {
     pub attempt: u32,
     pub spec: Spec,
     pub log: PathBuf,
+    /// The container's probes, run by the monitor.
+    pub probes: Vec<crate::probe::ProbeSpec>,
 }
 
 /// The runtime as the pod workers see it.
@@ -321,6 +323,7 @@ impl ContainerRuntime for MonitorRuntime {
                 attempt: request.attempt,
                 bundle: bundle.clone(),
                 log: request.log,
+                probes: request.probes,
             },
         )?;
         response.pid.context("monitor answered without a PID")
@@ -370,6 +373,7 @@ impl ContainerRuntime for MonitorRuntime {
 
     fn remove_sandbox(&self, uid: &str, log_dir: Option<&Path>) -> Result<()> {
         let paths = self.config.pod_paths(uid);
+        let sandbox: Option<SandboxConfig> = read_json(&paths.sandbox())?;
         if let Some(info) = read_json::<MonitorInfo>(&paths.monitor())? {
             if info.monitor.alive() {
                 if let Err(e) = self.call(uid, &Request::Shutdown) {
@@ -395,6 +399,13 @@ impl ContainerRuntime for MonitorRuntime {
             }
         }
         self.reap_children();
+        // The pair dies with the pod's namespace, but not at once: delete it now, so a new
+        // sandbox of the pod can take the name and no veth outlives its pod.
+        if let Some(network) = sandbox.as_ref().map(|s| &s.network) {
+            if !network.host_network {
+                crate::network::delete_veth(&network.host_veth)?;
+            }
+        }
         let cgroup = self.config.pod_cgroup(uid);
         let cgroups = crate::cgroup::Cgroups::detect()?;
         cgroups

@@ -11,7 +11,9 @@
 //! - it reaps them (pidfds in one `poll(2)` loop, no timer while idle) and records exit code, OOM
 //!   kill and finish time under the run dir, so an agent that was down learns what happened;
 //! - it copies their stdout and stderr into the CRI log files;
-//! - it enforces stop grace periods: SIGTERM, then SIGKILL at the deadline.
+//! - it enforces stop grace periods: SIGTERM, then SIGKILL at the deadline;
+//! - it runs the containers' probes ([`crate::probe`]) in the same loop, records what they
+//!   find, and stops a container whose liveness or startup probe failed.
 //!
 //! It never decides anything: restarts, back-off and deletion are the agent's.
 
@@ -55,6 +57,8 @@ struct Running {
     stderr: Option<File>,
     log: LogWriter,
     kill_at: Option<Instant>,
+    /// The run's probes, while it runs and has any.
+    probing: Option<crate::probe::check::Probing>,
 }
 
 struct Monitor {
@@ -96,16 +100,36 @@ pub fn main(pod_dir: &Path) -> Result<()> {
         .context("PR_SET_CHILD_SUBREAPER")?;
 
     use rustix::thread::UnshareFlags as U;
-    let mut flags = U::NEWNET | U::NEWIPC | U::NEWUTS;
+    let host_network = config.network.host_network;
+    // A pod on the bridge: a netlink socket opened now stays in the host's namespace, to
+    // create the pod's veth pair across both once the pod's namespace exists.
+    let mut host_netlink = match config.network.pod_ip {
+        Some(_) if !host_network => {
+            Some(crate::network::netlink::Netlink::open().context("opening a netlink socket")?)
+        }
+        _ => None,
+    };
+    // `hostNetwork` pods keep the host's network and UTS namespaces (and so its hostname).
+    let mut flags = U::NEWIPC;
+    if !host_network {
+        flags |= U::NEWNET | U::NEWUTS;
+    }
     if config.share_pid {
         flags |= U::NEWPID;
     }
     // Deprecated only for CLONE_FILES, which would invalidate open descriptors; not used here.
     #[allow(deprecated)]
     rustix::thread::unshare(flags).context("unshare(net, ipc, uts) for the pod sandbox")?;
-    rustix::system::sethostname(config.hostname.as_bytes())
-        .with_context(|| format!("sethostname {:?}", config.hostname))?;
-    loopback_up().context("bringing lo up in the pod's network namespace")?;
+    if !host_network {
+        rustix::system::sethostname(config.hostname.as_bytes())
+            .with_context(|| format!("sethostname {:?}", config.hostname))?;
+        loopback_up().context("bringing lo up in the pod's network namespace")?;
+    }
+    if let Some(host) = host_netlink.as_mut() {
+        crate::network::attach_pod(host, &config.network)
+            .context("connecting the pod to the node's bridge")?;
+    }
+    drop(host_netlink);
 
     let pause = if config.share_pid {
         let child = Command::new("/proc/self/exe")
@@ -162,6 +186,7 @@ impl Monitor {
             // Reap first: a container whose pidfd fired, or which exited while we were busy.
             self.reap();
             self.enforce_deadlines();
+            self.run_probes();
 
             let names: Vec<String> = self.containers.keys().cloned().collect();
             let mut fds = vec![PollFd::new(listener, PollFlags::IN)];
@@ -180,11 +205,21 @@ impl Monitor {
                     fds.push(PollFd::new(f, PollFlags::IN));
                     owners.push((name.clone(), 2));
                 }
+                // Probes in flight (3): `run_probes` moves them all on at the next turn.
+                for (fd, flags) in c.probing.iter().flat_map(|p| p.fds()) {
+                    fds.push(PollFd::from_borrowed_fd(fd, flags));
+                    owners.push((name.clone(), 3));
+                }
             }
             let timeout = self
                 .containers
                 .values()
                 .filter_map(|c| c.kill_at)
+                .chain(
+                    self.containers
+                        .values()
+                        .filter_map(|c| c.probing.as_ref()?.next_wakeup()),
+                )
                 .min()
                 .map(|at| {
                     let d = at.saturating_duration_since(Instant::now());
@@ -208,7 +243,7 @@ impl Monitor {
             drop(fds);
 
             for (name, what) in ready {
-                if what != 0 {
+                if what == 1 || what == 2 {
                     self.drain(&name, what);
                 }
             }
@@ -264,6 +299,7 @@ impl Monitor {
 
     /// Reaps every exited container and records how it ended.
     fn reap(&mut self) {
+        crate::probe::check::reap_leftovers();
         let cgroups = &self.cgroups;
         for (name, c) in self.containers.iter_mut() {
             let Some(process) = c.run.process else {
@@ -302,6 +338,10 @@ impl Monitor {
             c.run.finished_at = Some(now_rfc3339());
             c.pidfd = None;
             c.kill_at = None;
+            // Probing ends with the run (attempts in flight are killed).
+            if let Some(probing) = c.probing.take() {
+                c.run.probes = Some(probing.record());
+            }
             if let Err(e) = write_json(&self.paths.container_state(name), &c.run) {
                 eprintln!("monitor: recording the exit of {name}: {e}");
             }
@@ -322,6 +362,38 @@ impl Monitor {
         }
     }
 
+    /// Runs the probes that are due and moves those in flight on; records what changed in
+    /// the run's state file (only then: healthy probes write nothing). A failed liveness or
+    /// startup probe stops its container as the agent's `stop` does, with the probe's grace.
+    fn run_probes(&mut self) {
+        let now = Instant::now();
+        let mut kills = Vec::new();
+        for (name, c) in self.containers.iter_mut() {
+            let Some(probing) = c.probing.as_mut() else {
+                continue;
+            };
+            if let Some(kill) = probing.tick(now) {
+                kills.push((name.clone(), kill));
+            }
+            let record = Some(probing.record());
+            if c.run.probes != record {
+                c.run.probes = record;
+                if let Err(e) = write_json(&self.paths.container_state(name), &c.run) {
+                    eprintln!("monitor: recording the probes of {name}: {e}");
+                }
+            }
+        }
+        for (name, kill) in kills {
+            let response = self.stop(&name, kill.grace.as_millis() as u64);
+            if let Some(e) = response.error {
+                eprintln!(
+                    "monitor: stopping {name} after its {:?} probe failed: {e}",
+                    kill.kind
+                );
+            }
+        }
+    }
+
     /// Serves one request; `Ok(true)` when the monitor must exit.
     fn handle(&mut self, stream: UnixStream) -> Result<bool> {
         stream.set_nonblocking(false)?;
@@ -335,7 +407,8 @@ impl Monitor {
                 attempt,
                 bundle,
                 log,
-            }) => match self.run(&name, attempt, &bundle, &log) {
+                probes,
+            }) => match self.run(&name, attempt, &bundle, &log, &probes) {
                 Ok(pid) => (
                     Response {
                         pid: Some(pid),
@@ -361,7 +434,14 @@ impl Monitor {
         Ok(exit)
     }
 
-    fn run(&mut self, name: &str, attempt: u32, bundle: &Path, log: &Path) -> Result<i32> {
+    fn run(
+        &mut self,
+        name: &str,
+        attempt: u32,
+        bundle: &Path,
+        log: &Path,
+        probes: &[crate::probe::ProbeSpec],
+    ) -> Result<i32> {
         if self.containers.get(name).is_some_and(|c| c.run.running()) {
             anyhow::bail!("container {name} is running");
         }
@@ -387,12 +467,27 @@ impl Monitor {
             },
         )
         .with_context(|| format!("opening log {}", log.display()))?;
+        // Exec probes run as the container's user, in its working directory.
+        let target = if probes.is_empty() {
+            None
+        } else {
+            Some(crate::probe::check::Target {
+                libcontainer_root: self.paths.libcontainer_root(),
+                container: name.to_string(),
+                pod_ip: crate::probe::check::Target::pod_ip_or_loopback(self.config.network.pod_ip),
+                user: crate::probe::check::ExecUser::from_bundle(bundle)?,
+            })
+        };
         match self.create_and_start(name, bundle) {
             Ok((pid, stdout, stderr)) => {
                 run.process = ProcessId::of(pid);
                 run.started_at = Some(now_rfc3339());
                 let pidfd = pidfd_open(Pid::from_raw(pid).expect("pid > 0"), PidfdFlags::empty())
                     .with_context(|| format!("pidfd_open {pid}"))?;
+                let probing = target.map(|target| {
+                    crate::probe::check::Probing::new(probes, Instant::now(), target)
+                });
+                run.probes = probing.as_ref().map(|p| p.record());
                 write_json(&state_path, &run)?;
                 self.containers.insert(
                     name.to_string(),
@@ -403,6 +498,7 @@ impl Monitor {
                         stderr: Some(stderr),
                         log: log_writer,
                         kill_at: None,
+                        probing,
                     },
                 );
                 Ok(pid)

@@ -15,11 +15,14 @@ use serde::{Deserialize, Serialize};
 pub enum Request {
     /// Create and start container `name` from the bundle at `bundle` (its `config.json` and
     /// rootfs are ready), logging to `log`. Replaces an exited earlier run of the same name.
+    /// The monitor runs `probes` for as long as the run lasts.
     Run {
         name: String,
         attempt: u32,
         bundle: PathBuf,
         log: PathBuf,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        probes: Vec<crate::probe::ProbeSpec>,
     },
     /// SIGTERM the container's processes, then SIGKILL after `grace_ms` if it still runs.
     Stop { name: String, grace_ms: u64 },

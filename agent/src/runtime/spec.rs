@@ -48,7 +48,8 @@
 //!   and `/sys/fs/cgroup` (read-only), the pod's `/etc/hosts`, `/etc/resolv.conf` and
 //!   `/etc/hostname` bound read-only, then the `volumeMounts`, bound from the host paths the
 //!   caller prepared, sorted parents first. A volume mount replaces a default mount at the same
-//!   destination, as in containerd.
+//!   destination, as in containerd. configMap, secret, downwardAPI and projected volumes are
+//!   always read-only, and a `subPath` into them follows their symlinks within the volume.
 //!
 //! The function reads nothing but the two account files of the root filesystem, and only when
 //! the user needs them; everything else comes from [`SpecInput`].
@@ -74,6 +75,7 @@ mod user;
 mod tests;
 
 pub use env::expand;
+pub(crate) use env::resource_field_value;
 
 /// The OCI runtime spec version written into `ociVersion`.
 pub const OCI_VERSION: &str = "1.0.2-dev";

@@ -132,6 +132,10 @@ pub struct ContainerRun {
     /// The run before this one, once ended (Kubernetes' `lastState`); its own `last` is None.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<Box<ContainerRun>>,
+    /// What the run's probes found (started, ready, failures, a probe kill); None for a run
+    /// without probes, which is started and ready while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probes: Option<crate::probe::RunProbes>,
 }
 
 impl ContainerRun {

@@ -2,7 +2,7 @@
 //! and the downward API.
 
 use kelp_shared::api::core::{
-    Container, KeySelector, ObjectFieldSelector, Pod, ResourceFieldSelector, Secret,
+    Container, KeySelector, ObjectFieldSelector, Pod, ResourceFieldSelector, ResourceList, Secret,
 };
 use kelp_shared::api::quantity::Quantity;
 
@@ -358,9 +358,32 @@ fn resource_field_ref(
     sel: &ResourceFieldSelector,
     field: &str,
 ) -> Result<String, SpecError> {
+    resource_field_value(
+        input.pod,
+        Some(input.container),
+        input.node_allocatable,
+        sel,
+        field,
+    )
+}
+
+/// [`resource_field_ref`] without a [`SpecInput`], for downward API volumes: `default` is the
+/// container a selector without `containerName` reads (`None` makes the name required).
+pub(crate) fn resource_field_value(
+    pod: &Pod,
+    default: Option<&Container>,
+    node_allocatable: Option<&ResourceList>,
+    sel: &ResourceFieldSelector,
+    field: &str,
+) -> Result<String, SpecError> {
     let container = match sel.container_name.as_deref() {
-        None | Some("") => input.container,
-        Some(name) => find_container(input.pod, name).ok_or_else(|| {
+        None | Some("") => default.ok_or_else(|| {
+            SpecError::new(
+                format!("{field}.containerName"),
+                "containerName is required",
+            )
+        })?,
+        Some(name) => find_container(pod, name).ok_or_else(|| {
             SpecError::new(
                 format!("{field}.containerName"),
                 format!("container {name:?} not found in the pod"),
@@ -386,8 +409,7 @@ fn resource_field_ref(
         "limits" => match limits.and_then(|l| l.get(name)) {
             Some(q) => q.clone(),
             None if name.starts_with("hugepages-") => zero,
-            None => input
-                .node_allocatable
+            None => node_allocatable
                 .ok_or_else(|| {
                     SpecError::new(
                         format!("{field}.resource"),

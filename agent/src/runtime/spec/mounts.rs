@@ -131,6 +131,94 @@ fn resolve_sub_path(root: &Path, sub: &str, field: &str) -> Result<std::path::Pa
     Ok(path)
 }
 
+/// Resolves `sub` inside a volume whose files the kubelet's atomic writer made (configMap,
+/// secret, downwardAPI, projected): its names are symlinks into `..data`, which the kubelet
+/// follows *within the volume*. A link is followed only while it stays inside `root`: an
+/// absolute link, or one climbing out of the volume, is refused. The container mounts these
+/// volumes read-only, so it cannot plant links of its own. A missing path is an error (these
+/// volumes hold only what their source lists).
+fn resolve_in_volume(root: &Path, sub: &str, field: &str) -> Result<PathBuf, SpecError> {
+    const MAX_LINKS: usize = 40;
+    let escapes = || {
+        SpecError::new(
+            field,
+            format!("{sub:?} leads out of the volume through a symlink; refused"),
+        )
+    };
+    let mut pending: std::collections::VecDeque<std::ffi::OsString> = Path::new(sub)
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_owned()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut resolved: Vec<std::ffi::OsString> = Vec::new();
+    let mut links = 0;
+    while let Some(name) = pending.pop_front() {
+        if name == ".." {
+            resolved.pop().ok_or_else(escapes)?;
+            continue;
+        }
+        let mut path = root.to_path_buf();
+        path.extend(&resolved);
+        path.push(&name);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(SpecError::new(
+                        field,
+                        format!("{sub:?}: too many levels of symbolic links"),
+                    ));
+                }
+                let target = std::fs::read_link(&path)
+                    .map_err(|e| SpecError::new(field, format!("{}: {e}", path.display())))?;
+                if target.is_absolute() {
+                    return Err(escapes());
+                }
+                for c in target.components().rev() {
+                    match c {
+                        Component::Normal(n) => pending.push_front(n.to_owned()),
+                        Component::ParentDir => pending.push_front("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            Ok(_) => resolved.push(name),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(SpecError::new(
+                    field,
+                    format!("{sub:?} does not exist in the volume"),
+                ));
+            }
+            Err(e) => {
+                return Err(SpecError::new(field, format!("{}: {e}", path.display())));
+            }
+        }
+    }
+    let mut path = root.to_path_buf();
+    path.extend(&resolved);
+    Ok(path)
+}
+
+/// Whether the pod's volume `name` is one the kubelet projects files into (configMap, secret,
+/// downwardAPI, projected): mounted read-only, its symlinks followed within the volume.
+fn is_projected(input: &SpecInput, name: &str) -> bool {
+    input
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .and_then(|vs| vs.iter().find(|v| v.name == name))
+        .is_some_and(|v| {
+            v.config_map.is_some()
+                || v.secret.is_some()
+                || v.downward_api.is_some()
+                || v.projected.is_some()
+        })
+}
+
 pub(super) fn build(
     input: &SpecInput,
     env: &ContainerEnv,
@@ -155,6 +243,14 @@ pub(super) fn build(
             ));
         }
         let mut source = host.clone();
+        let projected = is_projected(input, &vm.name);
+        let resolve = |sub: &str, field: &str| {
+            if projected {
+                resolve_in_volume(host, sub, field)
+            } else {
+                resolve_sub_path(host, sub, field)
+            }
+        };
         match (vm.sub_path.as_deref(), vm.sub_path_expr.as_deref()) {
             (Some(sub), Some(expr)) if !sub.is_empty() && !expr.is_empty() => {
                 return Err(SpecError::new(
@@ -165,7 +261,7 @@ pub(super) fn build(
             (Some(sub), _) if !sub.is_empty() => {
                 let field = format!("{field}.subPath");
                 check_sub_path(sub, &field)?;
-                source = resolve_sub_path(host, sub, &field)?;
+                source = resolve(sub, &field)?;
             }
             (_, Some(expr)) if !expr.is_empty() => {
                 let field = format!("{field}.subPathExpr");
@@ -184,12 +280,13 @@ pub(super) fn build(
                     ));
                 }
                 check_sub_path(&sub, &field)?;
-                source = resolve_sub_path(host, &sub, &field)?;
+                source = resolve(&sub, &field)?;
             }
             _ => {}
         }
 
-        let read_only = vm.read_only == Some(true);
+        // As the kubelet's volume plugins say of themselves: projected files are read-only.
+        let read_only = vm.read_only == Some(true) || projected;
         let mut options = vec!["rbind"];
         let prop = match vm.mount_propagation.as_deref() {
             None | Some("None") => "rprivate",
@@ -260,4 +357,61 @@ pub(super) fn build(
         mounts,
         rootfs_propagation: propagation.map(str::to_owned),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A volume as the atomic writer lays it out: `key -> ..data/key`, `..data -> ..v1`.
+    fn projected_volume() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("..v1/sub")).unwrap();
+        std::fs::write(d.join("..v1/key"), b"value").unwrap();
+        std::fs::write(d.join("..v1/sub/inner"), b"inner").unwrap();
+        std::os::unix::fs::symlink("..v1", d.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/key", d.join("key")).unwrap();
+        std::os::unix::fs::symlink("..data/sub", d.join("sub")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn sub_path_follows_links_within_a_projected_volume() {
+        let dir = projected_volume();
+        let root = dir.path();
+        assert_eq!(
+            resolve_in_volume(root, "key", "f").unwrap(),
+            root.join("..v1/key")
+        );
+        assert_eq!(
+            resolve_in_volume(root, "sub/inner", "f").unwrap(),
+            root.join("..v1/sub/inner")
+        );
+        let e = resolve_in_volume(root, "nope", "f.subPath").unwrap_err();
+        assert_eq!(e.field, "f.subPath");
+        assert!(e.problem.contains("does not exist"), "{}", e.problem);
+    }
+
+    #[test]
+    fn sub_path_refuses_links_leaving_a_projected_volume() {
+        let dir = projected_volume();
+        let root = dir.path();
+        std::os::unix::fs::symlink("/etc", root.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../..", root.join("..v1/up")).unwrap();
+        std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
+        for sub in ["abs", "abs/passwd", "sub/../up", "key/../up/etc"] {
+            let e = resolve_in_volume(root, sub, "f").unwrap_err();
+            assert!(
+                e.problem.contains("out of the volume"),
+                "{sub}: {}",
+                e.problem
+            );
+        }
+        let e = resolve_in_volume(root, "loop", "f").unwrap_err();
+        assert!(e.problem.contains("too many levels"), "{}", e.problem);
+        // A writable volume still refuses every symlink.
+        let e = resolve_sub_path(root, "key", "f").unwrap_err();
+        assert!(e.problem.contains("symlink"), "{}", e.problem);
+    }
 }
