@@ -28,12 +28,22 @@ fn run(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Second octets of this run's pod CIDRs (10.P.S.0/24) and outside links (10.L.S.0/30), from
+/// the process ID: two test runs side by side (CI stages, developers) rarely share them.
+fn pod_octet() -> u8 {
+    (100 + std::process::id() % 50) as u8
+}
+
+fn link_octet() -> u8 {
+    (150 + std::process::id() % 50) as u8
+}
+
 fn short_pid() -> u32 {
     std::process::id() % 100_000
 }
 
 /// A test's network: its bridge and nftables table (made by the agent), and an outside host:
-/// a namespace linked to this host by a veth pair `10.78.S.1/30` (host) — `10.78.S.2/30`
+/// a namespace linked to this host by a veth pair `10.B.S.1/30` (host) — `10.B.S.2/30`
 /// (outside), with no route to the pod CIDR.
 struct Net {
     bridge: String,
@@ -52,11 +62,11 @@ impl Net {
         );
         let net = Self {
             bridge: format!("kb{tag}{}", short_pid()),
-            cidr: format!("10.77.{subnet}.0/24"),
+            cidr: format!("10.{}.{subnet}.0/24", pod_octet()),
             netns: format!("kelp-e2e-{tag}-{}", short_pid()),
             outside_veth: format!("ko{tag}{}", short_pid()),
-            host_ip: Ipv4Addr::new(10, 78, subnet, 1),
-            outside_ip: Ipv4Addr::new(10, 78, subnet, 2),
+            host_ip: Ipv4Addr::new(10, link_octet(), subnet, 1),
+            outside_ip: Ipv4Addr::new(10, link_octet(), subnet, 2),
         };
         net.remove();
         run(&["ip", "netns", "add", &net.netns]);
@@ -233,16 +243,16 @@ fn pod_has_its_own_address_egress_is_masqueraded_and_host_ports_map() {
         .unwrap();
     assert_eq!(
         &pod_ip.octets()[..3],
-        &[10, 77, 1],
+        &[10, pod_octet(), 1],
         "{pod_ip} not in {}",
         net.cidr
     );
     assert_ne!(
         pod_ip,
-        Ipv4Addr::new(10, 77, 1, 1),
+        Ipv4Addr::new(10, pod_octet(), 1, 1),
         "the gateway is the bridge's"
     );
-    assert_eq!(pod.status.host_ip.as_deref(), Some("10.78.1.1"));
+    assert_eq!(pod.status.host_ip, Some(net.host_ip.to_string()));
     assert_eq!(
         pod.status.pod_ips.as_ref().map(|ips| ips[0].ip.clone()),
         Some(pod_ip.to_string())
@@ -272,14 +282,23 @@ fn pod_has_its_own_address_egress_is_masqueraded_and_host_ports_map() {
 
     // hostPort from the outside host, through the node's address.
     let host_ip = net.host_ip;
-    let from_outside = net
-        .outside(move || http_get(SocketAddr::from((host_ip, 18081))))
-        .join()
-        .unwrap()
-        .expect("hostPort 18081 from the outside host");
+    let from_outside = node.wait_for(
+        "hostPort 18081 from the outside host",
+        Duration::from_secs(20),
+        |_| {
+            net.outside(move || http_get(SocketAddr::from((host_ip, 18081))))
+                .join()
+                .unwrap()
+                .ok()
+        },
+    );
     assert!(from_outside.contains("web-e2e"), "{from_outside}");
     // And from the node itself.
-    let from_node = http_get(SocketAddr::from((host_ip, 18081))).expect("hostPort from the node");
+    let from_node = node.wait_for(
+        "hostPort 18081 from the node",
+        Duration::from_secs(20),
+        |_| http_get(SocketAddr::from((host_ip, 18081))).ok(),
+    );
     assert!(from_node.contains("web-e2e"), "{from_node}");
 
     node.delete("web.yaml");
@@ -380,8 +399,8 @@ fn host_network_pod_shares_the_hosts_namespace_and_address() {
         ),
     );
     let pod = node.wait_running("hostnet");
-    assert_eq!(pod.status.pod_ip.as_deref(), Some("10.78.3.1"));
-    assert_eq!(pod.status.host_ip.as_deref(), Some("10.78.3.1"));
+    assert_eq!(pod.status.pod_ip, Some(net.host_ip.to_string()));
+    assert_eq!(pod.status.host_ip, Some(net.host_ip.to_string()));
     let pid = node.runs(&pod.uid)["web"].process.unwrap().pid;
     assert_eq!(
         std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap(),
