@@ -22,6 +22,7 @@ use crate::image::{
     pull_decision, DockerConfigJson, ImageRecord, ImageStore, PullDecision, PullOptions,
     PullPolicy, RegistriesConfig, RegistryOptions,
 };
+use crate::link::{open_desired, Link, LinkConfig};
 use crate::network::{nft, NetworkConfig};
 use crate::pod::{self, Action, BackOff, Kind, PodView};
 use crate::runtime::spec::{self, EnvLookup, EtcFiles, SpecInput};
@@ -31,6 +32,7 @@ use crate::runtime::{
 };
 use crate::static_pods::{self, Desired, DesiredPod};
 use crate::store::{LocalState, PodRecord};
+use kelp_shared::wire::{DesiredState, Generation};
 
 /// How the agent runs.
 #[derive(Debug, Clone)]
@@ -53,6 +55,8 @@ pub struct AgentConfig {
     pub network: Option<NetworkConfig>,
     /// The node's address (`--node-ip`); detected when None.
     pub node_ip: Option<Ipv4Addr>,
+    /// The cluster the node joined (`--join-file`); None runs static pods only.
+    pub link: Option<LinkConfig>,
     /// Multiplies every probe duration (delays, periods, timeouts, probe kill grace): 0.1 runs
     /// probes at a tenth of real time, for tests.
     pub probe_time_scale: f64,
@@ -112,6 +116,22 @@ pub struct Agent {
     swept_veths: bool,
     /// The pod network's last problem, logged once.
     network_problem: Option<String>,
+    /// The MQTT link to the controller, when the node joined a cluster.
+    link: Option<LinkState>,
+}
+
+/// The agent's side of the link: the session, the desired state it applies, what it
+/// reported last.
+struct LinkState {
+    link: Link,
+    config: LinkConfig,
+    /// The newest verified desired state (persisted in agent.redb before it is used).
+    desired: Option<DesiredState>,
+    boot_id: kelp_shared::wire::BootId,
+    start_unix_ms: u64,
+    seq: u64,
+    /// What was published last (pods and generation); None forces the next publish.
+    published: Option<(Vec<kelp_shared::wire::PodReport>, Option<Generation>)>,
 }
 
 struct Lookup<'a> {
@@ -156,6 +176,10 @@ impl Agent {
         let images = ImageStore::open(config.runtime.state_dir.join("images"))?;
         let state = LocalState::open(&config.runtime.state_dir.join("agent.redb"))?;
         let records = state.pods()?;
+        let link = match &config.link {
+            Some(link_config) => Some(start_link(link_config, &state, &config.node_name, node_ip)?),
+            None => None,
+        };
         Ok(Self {
             runtime,
             images,
@@ -173,6 +197,7 @@ impl Agent {
             applied_rules: None,
             swept_veths: false,
             network_problem: None,
+            link,
             config,
         })
     }
@@ -196,7 +221,11 @@ impl Agent {
     /// One pass of the loop.
     pub fn sync_once(&mut self) -> Result<()> {
         self.runtime.reap_children();
-        let desired = static_pods::read_dir(&self.config.manifests_dir, &self.config.node_name);
+        self.receive_desired()?;
+        let mut desired = static_pods::read_dir(&self.config.manifests_dir, &self.config.node_name);
+        if let Some(state) = self.link.as_ref().and_then(|l| l.desired.as_ref()) {
+            add_linked(&mut desired, state);
+        }
         if desired.errors != self.last_errors {
             for e in &desired.errors {
                 tracing::error!("manifest: {e}");
@@ -230,8 +259,91 @@ impl Agent {
         }
         let result = self.sync_network();
         self.report_network(result);
+        if let Err(e) = self.publish_reported() {
+            tracing::warn!("publishing the reported state: {e:#}");
+        }
         if let Err(e) = self.collect_images(&desired) {
             tracing::error!("image garbage collection: {e:#}");
+        }
+        Ok(())
+    }
+
+    /// Takes what the link received: a newer desired state is persisted, then used.
+    fn receive_desired(&mut self) -> Result<()> {
+        let Some(link) = self.link.as_mut() else {
+            return Ok(());
+        };
+        while let Ok(message) = link.link.inbox.try_recv() {
+            match message {
+                crate::link::Inbound::Connected => link.published = None,
+                crate::link::Inbound::Dropped(why) => tracing::warn!("{why}"),
+                crate::link::Inbound::Desired(state, envelope) => {
+                    let newer = link
+                        .desired
+                        .as_ref()
+                        .is_none_or(|old| state.generation.revision > old.generation.revision);
+                    if !newer {
+                        if link.desired.as_ref() != Some(&*state) {
+                            tracing::warn!(
+                                "desired state of generation {} ignored: generation {} applied already",
+                                state.generation.revision,
+                                link.desired.as_ref().map_or(0, |d| d.generation.revision)
+                            );
+                        }
+                        continue;
+                    }
+                    self.state
+                        .put_desired(&envelope)
+                        .context("persisting the desired state")?;
+                    tracing::info!(
+                        generation = state.generation.revision,
+                        objects = state.objects_json.len(),
+                        "desired state received"
+                    );
+                    link.desired = Some(*state);
+                    link.published = None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes the node's pod statuses when they changed (or a new session began).
+    fn publish_reported(&mut self) -> Result<()> {
+        let Some(link) = self.link.as_mut() else {
+            return Ok(());
+        };
+        let pods: Vec<kelp_shared::wire::PodReport> = self
+            .workers
+            .iter()
+            .filter_map(|(uid, w)| {
+                let r = w.last_report.as_ref()?;
+                Some(crate::link::report::pod_report(
+                    &r.namespace,
+                    &r.name,
+                    uid,
+                    &r.status,
+                ))
+            })
+            .collect();
+        let generation = link.desired.as_ref().map(|d| d.generation);
+        let current = (pods, generation);
+        if link.published.as_ref() == Some(&current) {
+            return Ok(());
+        }
+        link.seq += 1;
+        let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+        let reported = kelp_shared::wire::Reported {
+            node: link.config.node.clone(),
+            boot_id: link.boot_id,
+            agent_start_unix_ms: link.start_unix_ms,
+            seq: link.seq,
+            applied_generation: generation,
+            pods: current.0.clone(),
+            conditions: crate::link::report::node_conditions(now_ms),
+        };
+        if link.link.publish_reported(&reported)? {
+            link.published = Some(current);
         }
         Ok(())
     }
@@ -849,6 +961,117 @@ trait NanoZero {
 impl NanoZero for chrono::DateTime<Utc> {
     fn with_nanosecond_zero(self) -> Self {
         chrono::DateTime::from_timestamp(self.timestamp(), 0).unwrap_or(self)
+    }
+}
+
+/// Starts the link; the desired state persisted by an earlier run is used until a newer one
+/// arrives (a node rebooted without network runs its pods from it).
+fn start_link(
+    config: &LinkConfig,
+    state: &LocalState,
+    node_name: &str,
+    node_ip: Option<Ipv4Addr>,
+) -> Result<LinkState> {
+    let desired = match state.desired()? {
+        Some(bytes) => match open_desired(&bytes, config) {
+            Ok(d) => d,
+            Err(why) => {
+                tracing::warn!("the persisted desired state is not used: {why}");
+                None
+            }
+        },
+        None => None,
+    };
+    let boot_id = crate::link::node_info::new_boot_id();
+    let start_unix_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+    let info = crate::link::node_info::NodeInfo {
+        node: node_name.to_string(),
+        boot_id,
+        start_unix_ms,
+        node_ip,
+        max_pods: 110,
+        cgroup_version: match crate::cgroup::Cgroups::detect().map(|c| c.version()) {
+            Ok(crate::cgroup::CgroupVersion::V2) => 2,
+            _ => 1,
+        },
+    };
+    let offline = kelp_shared::wire::Offline {
+        node: node_name.to_string(),
+        boot_id,
+    };
+    let link = Link::start(config.clone(), offline, move |seq| info.birth(seq))?;
+    Ok(LinkState {
+        link,
+        config: config.clone(),
+        desired,
+        boot_id,
+        start_unix_ms,
+        seq: 0,
+        published: None,
+    })
+}
+
+/// Adds the pods, ConfigMaps and Secrets of the controller's desired state to `desired`.
+fn add_linked(desired: &mut Desired, state: &DesiredState) {
+    for (i, bytes) in state.objects_json.iter().enumerate() {
+        let value: serde_json::Value = match serde_json::from_slice(bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                desired
+                    .errors
+                    .push(format!("desired state object {i}: not JSON: {e}"));
+                continue;
+            }
+        };
+        let kind = value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or("")
+            .to_string();
+        let result = match kind.as_str() {
+            // A pod being deleted is terminated (it is no longer wanted) and reported gone.
+            "Pod" => serde_json::from_value::<Pod>(value).map(|pod| {
+                if pod.metadata.deletion_timestamp.is_some() {
+                    return;
+                }
+                match pod.metadata.uid.clone() {
+                    Some(uid) => desired.pods.push(static_pods::DesiredPod {
+                        uid,
+                        pod,
+                        source: PathBuf::from("controller"),
+                    }),
+                    None => desired.errors.push(format!(
+                        "desired state object {i}: a Pod without metadata.uid"
+                    )),
+                }
+            }),
+            "ConfigMap" => serde_json::from_value::<ConfigMap>(value).map(|cm| {
+                let key = (
+                    cm.metadata
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| "default".into()),
+                    cm.metadata.name.clone().unwrap_or_default(),
+                );
+                desired.config_maps.insert(key, cm);
+            }),
+            "Secret" => serde_json::from_value::<Secret>(value).map(|s| {
+                let key = (
+                    s.metadata
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| "default".into()),
+                    s.metadata.name.clone().unwrap_or_default(),
+                );
+                desired.secrets.insert(key, s);
+            }),
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            desired
+                .errors
+                .push(format!("desired state object {i} ({kind}): {e}"));
+        }
     }
 }
 

@@ -4,6 +4,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod events;
 pub mod image;
+pub mod link;
 pub mod logs;
 pub mod network;
 pub mod pod;

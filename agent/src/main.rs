@@ -112,6 +112,13 @@ struct RunArgs {
     /// first being the bridge's (gateway). `none`: pods get only a loopback interface.
     #[arg(long, default_value = "10.42.0.0/24")]
     pod_cidr: String,
+    /// The join file from `kelp node add` (broker, credentials, cluster id, the controller's
+    /// key): the node runs what the controller assigns it, besides its static pods.
+    #[arg(long)]
+    join_file: Option<PathBuf>,
+    /// MQTT keepalive in seconds.
+    #[arg(long, default_value_t = 60)]
+    mqtt_keepalive_secs: u64,
     /// The node's pod bridge (also names the nftables table `kelp_<bridge>`).
     #[arg(long, default_value = "kelp0")]
     bridge: String,
@@ -218,9 +225,27 @@ fn run(cli: Cli) -> Result<()> {
             runtime.cgroup_parent = args.cgroup_parent;
             runtime.log_max_size = args.log_max_size;
             runtime.log_max_files = args.log_max_files;
-            let node_name = match args.node_name {
-                Some(n) => n,
-                None => rustix::system::uname()
+            let link = match &args.join_file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading the join file {}", path.display()))?;
+                    let join = kelp_shared::join::JoinFile::parse(&text)
+                        .with_context(|| format!("{}", path.display()))?;
+                    let mut link = kelp_agent::link::LinkConfig::from_join(&join)
+                        .with_context(|| format!("{}", path.display()))?;
+                    link.keepalive = Duration::from_secs(args.mqtt_keepalive_secs);
+                    Some(link)
+                }
+                None => None,
+            };
+            let node_name = match (&link, args.node_name) {
+                (Some(link), Some(n)) if n != link.node => bail!(
+                    "--node-name {n:?} differs from the join file's node name {:?}",
+                    link.node
+                ),
+                (Some(link), _) => link.node.clone(),
+                (None, Some(n)) => n,
+                (None, None) => rustix::system::uname()
                     .nodename()
                     .to_string_lossy()
                     .into_owned(),
@@ -245,6 +270,7 @@ fn run(cli: Cli) -> Result<()> {
                 },
                 node_ip: args.node_ip,
                 probe_time_scale: args.probe_time_scale,
+                link,
             })?;
             agent.run(&AtomicBool::new(false))?;
         }

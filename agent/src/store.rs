@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 use crate::pod::Restarts;
 
 const PODS: TableDefinition<&str, &[u8]> = TableDefinition::new("pods");
+/// The last desired state the controller sent, as the signed envelope it came in: a node
+/// restarted without network runs from it.
+const DESIRED: TableDefinition<&str, &[u8]> = TableDefinition::new("desired");
+const DESIRED_KEY: &str = "envelope";
 
 /// What is kept of one pod.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +35,7 @@ impl LocalState {
         let db = Database::create(path).with_context(|| format!("opening {}", path.display()))?;
         let tx = db.begin_write()?;
         tx.open_table(PODS)?;
+        tx.open_table(DESIRED)?;
         tx.commit()?;
         Ok(Self { db })
     }
@@ -52,6 +57,21 @@ impl LocalState {
         let bytes = serde_json::to_vec(record)?;
         let tx = self.db.begin_write()?;
         tx.open_table(PODS)?.insert(uid, bytes.as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The persisted desired-state envelope, if any.
+    pub fn desired(&self) -> Result<Option<Vec<u8>>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DESIRED)?;
+        Ok(table.get(DESIRED_KEY)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Persists a desired-state envelope (durably, before the agent acts on it).
+    pub fn put_desired(&self, envelope: &[u8]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(DESIRED)?.insert(DESIRED_KEY, envelope)?;
         tx.commit()?;
         Ok(())
     }

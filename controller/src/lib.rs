@@ -3,11 +3,13 @@
 //! - [`store`]: the object store (redb), one revision counter, list-watch.
 //! - [`api`]: the Kubernetes-shaped HTTPS API, admission, access control.
 //! - [`cli`]: the kubectl-like commands.
+//! - [`hub`]: the MQTT side: embedded broker, desired state out, births and reports in.
 //! - [`config`]: the client config the server writes and the CLI reads.
 //! - [`server`]: `kelp server`: wires it all together.
 
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod hub;
 pub mod server;
 pub mod store;

@@ -1,5 +1,5 @@
-//! `kelp server`: the store, the API and (later) the scheduler, controllers, broker and
-//! local agent, in one process.
+//! `kelp server`: the store, the API, the node hub with its embedded MQTT broker and (later)
+//! the scheduler, controllers and local agent, in one process.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -32,6 +32,26 @@ pub struct ServerArgs {
     /// Extra names or addresses for the serving certificate.
     #[arg(long = "tls-san")]
     pub tls_san: Vec<String>,
+    /// Where the embedded MQTT broker listens (port 0 picks a free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    pub mqtt_listen: SocketAddr,
+    /// Use this external broker (`mqtt://USER:PASSWORD@HOST:PORT`, e.g. Mosquitto) instead of
+    /// the embedded one. TLS (`mqtts://`) is not supported yet.
+    #[arg(long, value_name = "URL")]
+    pub mqtt_url: Option<String>,
+    /// The broker URL written into join files (default: the broker's address as the server
+    /// reaches it).
+    #[arg(long, value_name = "URL")]
+    pub mqtt_advertise_url: Option<String>,
+    /// The MQTT topic prefix.
+    #[arg(long, default_value = kelp_shared::wire::DEFAULT_PREFIX)]
+    pub topic_prefix: String,
+    /// The pod network; each node gets a /24 of it.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: crate::hub::cidr::ClusterCidr,
+    /// How long the node hub waits after a change before publishing desired state.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub desired_debounce: Duration,
 }
 
 /// Parses `250ms`, `2s`, `1m`.
@@ -140,6 +160,24 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     .write(&args.write_config)?;
 
     api::namespaces::ensure_system(&store).await?;
+    let topics = kelp_shared::wire::Topics::new(&args.topic_prefix)
+        .map_err(|e| anyhow::anyhow!("--topic-prefix: {e}"))?;
+    let hub = crate::hub::start(
+        store.clone(),
+        &args.data_dir,
+        crate::hub::HubOptions {
+            mqtt_listen: args.mqtt_listen,
+            mqtt_url: args.mqtt_url.clone(),
+            advertise_url: args.mqtt_advertise_url.clone(),
+            cluster_cidr: args.cluster_cidr,
+            debounce: args.desired_debounce,
+            topics,
+        },
+    )
+    .await?;
+    if let Some(addr) = hub.embedded {
+        println!("kelp mqtt broker listening on mqtt://{addr}");
+    }
     let state = ApiState::new(store.clone(), token);
     let ns_task = tokio::spawn(api::namespaces::run(state.clone(), args.namespace_resync));
 
@@ -150,6 +188,27 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         shutdown.graceful_shutdown(Some(Duration::from_secs(5)));
     });
+    // A hub that dies takes the server down with it.
+    let hub_failed = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let hub_watch = {
+        let shutdown = handle.clone();
+        let failed = hub_failed.clone();
+        let mut task = hub.task;
+        tokio::spawn(async move {
+            let outcome = (&mut task).await;
+            let error = match outcome {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => anyhow::anyhow!("node hub: {e}"),
+                Err(e) if e.is_cancelled() => return,
+                Err(e) => anyhow::anyhow!("node hub panicked: {e}"),
+            };
+            tracing::error!("{error:#}");
+            *failed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error);
+            shutdown.graceful_shutdown(Some(Duration::from_secs(5)));
+        })
+    };
     let config = axum_server::tls_rustls::RustlsConfig::from_config(tls.server_config.clone());
     println!(
         "kelp server listening on {url} (bound to {local}, data dir {}, client config {})",
@@ -163,9 +222,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .context("serving the API")?;
     ns_task.abort();
+    hub_watch.abort();
     drop(state);
     store.close().await.context("closing the store")?;
-    Ok(())
+    let failed = hub_failed
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    match failed {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
 }
 
 async fn wait_for_signal() {

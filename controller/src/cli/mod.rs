@@ -17,6 +17,7 @@ pub mod delete;
 pub mod describe;
 pub mod discovery;
 pub mod get;
+pub mod node;
 pub mod printer;
 pub mod resource;
 pub mod tabwriter;
@@ -68,6 +69,30 @@ pub enum Command {
     ApiResources(ApiResourcesArgs),
     /// Print the client and server versions.
     Version(VersionArgs),
+    /// Manage nodes' membership: `kelp node add NAME`.
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+/// `kelp node ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum NodeCommand {
+    /// Register a node and write its join file (mode 0600).
+    Add(NodeAddArgs),
+}
+
+/// `kelp node add`.
+#[derive(Debug, Clone, Args)]
+pub struct NodeAddArgs {
+    /// The node's name (a DNS-1123 subdomain).
+    pub name: String,
+    /// Where to write the join file (default `NAME.join.yaml`); an existing file is not
+    /// overwritten.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The broker URL the node should use, overriding the server's.
+    #[arg(long, value_name = "URL")]
+    pub broker_url: Option<String>,
 }
 
 /// `kelp apply`.
@@ -305,6 +330,7 @@ pub fn run(global: GlobalArgs, command: Command) -> ExitCode {
         Command::Delete(args) => delete::run(&ctx, &args),
         Command::ApiResources(args) => discovery::run_api_resources(&ctx, &args),
         Command::Version(args) => discovery::run_version(&ctx, &args),
+        Command::Node(NodeCommand::Add(args)) => node::add(&ctx, &args),
     }
 }
 

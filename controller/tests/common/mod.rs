@@ -20,6 +20,8 @@ pub struct Server {
     pub child: Child,
     pub dir: tempfile::TempDir,
     pub url: String,
+    /// `host:port` of the embedded MQTT broker.
+    pub mqtt: Option<String>,
     pub extra_args: Vec<String>,
 }
 
@@ -31,11 +33,12 @@ impl Server {
             .tempdir()
             .unwrap();
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, url) = spawn(dir.path(), &extra);
+        let (child, url, mqtt) = spawn(dir.path(), &extra);
         Server {
             child,
             dir,
             url,
+            mqtt,
             extra_args: extra,
         }
     }
@@ -52,9 +55,10 @@ impl Server {
     pub fn kill9_and_restart(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-        let (child, url) = spawn(self.dir.path(), &self.extra_args);
+        let (child, url, mqtt) = spawn(self.dir.path(), &self.extra_args);
         self.child = child;
         self.url = url;
+        self.mqtt = mqtt;
     }
 
     /// Runs the `kelp` CLI against this server.
@@ -131,9 +135,16 @@ impl Drop for Server {
     }
 }
 
-fn spawn(dir: &Path, extra: &[String]) -> (Child, String) {
+fn spawn(dir: &Path, extra: &[String]) -> (Child, String, Option<String>) {
+    // Each test server gets its own free port for the embedded broker, unless told.
+    let mqtt_default: &[&str] = if extra.iter().any(|a| a.starts_with("--mqtt-")) {
+        &[]
+    } else {
+        &["--mqtt-listen", "127.0.0.1:0"]
+    };
     let mut child = Command::new(kelp_bin())
         .arg("server")
+        .args(mqtt_default)
         .arg("--data-dir")
         .arg(dir.join("data"))
         .arg("--listen")
@@ -154,13 +165,17 @@ fn spawn(dir: &Path, extra: &[String]) -> (Child, String) {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut mqtt = None;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => {
+                if let Some(rest) = line.strip_prefix("kelp mqtt broker listening on mqtt://") {
+                    mqtt = Some(rest.trim().to_string());
+                }
                 if let Some(rest) = line.strip_prefix("kelp server listening on ") {
                     let url = rest.split_whitespace().next().unwrap().to_string();
-                    return (child, url);
+                    return (child, url, mqtt);
                 }
             }
             Err(_) => {

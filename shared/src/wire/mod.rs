@@ -24,8 +24,8 @@
 //! - **Signatures.** Desired state and requests are signed by the controller
 //!   ([`MessageKind::requires_signature`]); the signature covers
 //!   [`Envelope::signing_bytes`] (everything but the signature, body as sent), so a
-//!   receiver verifies before decompressing. This module only carries the slot; keys and
-//!   verification live with the link code.
+//!   receiver verifies before decompressing. [`sign()`] and [`verify()`] (Ed25519, ring) fill
+//!   and check the slot.
 //! - **Empty payloads** are deleted retained messages ([`WireError::Empty`]), never
 //!   messages.
 //! - **Topics** are built and parsed only by [`Topics`]; node names are DNS-1123
@@ -55,6 +55,8 @@ mod envelope;
 mod error;
 mod ids;
 pub mod messages;
+#[cfg(feature = "sign")]
+pub mod sign;
 pub mod topics;
 
 #[cfg(test)]
@@ -70,6 +72,8 @@ pub use messages::{
     Offline, PodPhase, PodReport, Reported, Request, RequestBody, Resources, Response,
     ResponseBody, Sample, Series,
 };
+#[cfg(feature = "sign")]
+pub use sign::{sign, verify, PublicKey, SignError, SigningKey};
 pub use topics::{
     check_command_name, check_node_name, valid_node_name, Qos, TopicError, TopicKind, Topics,
     DEFAULT_PREFIX,

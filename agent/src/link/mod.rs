@@ -1,0 +1,230 @@
+//! The agent's MQTT session with the controller (through any broker).
+//!
+//! One thread owns rumqttc's connection and only ever polls it; the agent's loop talks to it
+//! through a channel ([`Link::inbox`]) and rumqttc's non-blocking `try_*` calls. On every
+//! CONNACK the thread subscribes to the node's `desired` topic again and publishes the birth
+//! (retained; the last will marks the node offline); the agent then re-publishes its reported
+//! state. A desired state is handed to the agent only once it is verified: an envelope of
+//! the pinned cluster, signed by the pinned controller key, addressed to this node. Whether
+//! its generation is new is the agent's call, against the copy it persisted.
+
+pub mod node_info;
+pub mod report;
+
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::Duration;
+
+use kelp_shared::join::JoinFile;
+use kelp_shared::wire::sign::verify;
+use kelp_shared::wire::{
+    Birth, ClusterId, DesiredState, Envelope, Offline, PublicKey, Reported, Topics, MAX_PACKET,
+};
+use rumqttc::{Client, Connection, Event, LastWill, MqttOptions, Packet, QoS};
+
+/// How to reach the controller, from the node's join file.
+#[derive(Debug, Clone)]
+pub struct LinkConfig {
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password: String,
+    pub node: String,
+    pub cluster: ClusterId,
+    pub controller_key: PublicKey,
+    pub topics: Topics,
+    /// MQTT keepalive (60 s; tests shorten it).
+    pub keepalive: Duration,
+    /// First wait before reconnecting, doubled up to `reconnect_max`.
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+}
+
+impl LinkConfig {
+    pub fn from_join(join: &JoinFile) -> anyhow::Result<Self> {
+        let (host, port, tls) = join.broker_address()?;
+        if tls {
+            anyhow::bail!(
+                "brokerUrl {:?}: TLS (mqtts://) is not supported by this agent yet",
+                join.broker_url
+            );
+        }
+        Ok(Self {
+            host,
+            port,
+            username: join.username.clone(),
+            password: join.password.clone(),
+            node: join.node_name.clone(),
+            cluster: join.cluster_id,
+            controller_key: join.controller_public_key,
+            topics: Topics::new(join.topic_prefix.clone())?,
+            keepalive: Duration::from_secs(60),
+            reconnect_min: Duration::from_secs(1),
+            reconnect_max: Duration::from_secs(60),
+        })
+    }
+}
+
+/// What the link tells the agent.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A (new) session is up: re-publish the reported state.
+    Connected,
+    /// A verified desired state for this node, and the envelope bytes it came in (to persist).
+    Desired(Box<DesiredState>, Vec<u8>),
+    /// A message that was dropped, and why (logged by the agent).
+    Dropped(String),
+}
+
+/// The running link.
+pub struct Link {
+    client: Client,
+    config: LinkConfig,
+    pub inbox: Receiver<Inbound>,
+}
+
+impl Link {
+    /// Connects in the background; `birth` is called for each new session (its `seq` counts
+    /// sessions).
+    pub fn start(
+        config: LinkConfig,
+        offline: Offline,
+        mut birth: impl FnMut(u64) -> Birth + Send + 'static,
+    ) -> anyhow::Result<Self> {
+        let status = config.topics.status(&config.node)?;
+        let will = Envelope::seal_message(config.cluster, &offline, false)?.encode();
+        let mut options = MqttOptions::new(config.node.clone(), config.host.clone(), config.port);
+        options
+            .set_credentials(config.username.clone(), config.password.clone())
+            .set_keep_alive(config.keepalive)
+            .set_max_packet_size(MAX_PACKET + 1024, MAX_PACKET + 1024)
+            // The broker keeps the subscription and queued QoS 1 desired states while offline.
+            .set_clean_session(false)
+            .set_last_will(LastWill::new(status.clone(), will, QoS::AtLeastOnce, true));
+        let (client, connection) = Client::new(options, 16);
+        let (tx, inbox) = mpsc::channel();
+        let thread_client = client.clone();
+        let thread_config = config.clone();
+        std::thread::Builder::new()
+            .name("mqtt-link".into())
+            .spawn(move || {
+                run(
+                    connection,
+                    thread_client,
+                    thread_config,
+                    status,
+                    tx,
+                    &mut birth,
+                )
+            })?;
+        Ok(Self {
+            client,
+            config,
+            inbox,
+        })
+    }
+
+    /// Publishes the reported state (retained, QoS 1) without blocking; false when the
+    /// request queue is full (the next change or session publishes it again).
+    pub fn publish_reported(&self, reported: &Reported) -> anyhow::Result<bool> {
+        let topic = self.config.topics.reported(&self.config.node)?;
+        let payload = Envelope::seal_message(self.config.cluster, reported, true)?.encode();
+        Ok(self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, true, payload)
+            .is_ok())
+    }
+}
+
+/// The connection thread: polls rumqttc, never blocks on the client.
+fn run(
+    mut connection: Connection,
+    client: Client,
+    config: LinkConfig,
+    status: String,
+    tx: Sender<Inbound>,
+    birth: &mut dyn FnMut(u64) -> Birth,
+) {
+    let desired_topic = match config.topics.desired(&config.node) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = tx.send(Inbound::Dropped(format!("link not started: {e}")));
+            return;
+        }
+    };
+    let mut seq = 0u64;
+    let mut backoff = config.reconnect_min;
+    for event in connection.iter() {
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff = config.reconnect_min;
+                seq += 1;
+                let _ = client.try_subscribe(desired_topic.clone(), QoS::AtLeastOnce);
+                match Envelope::seal_message(config.cluster, &birth(seq), false) {
+                    Ok(envelope) => {
+                        let _ = client.try_publish(
+                            status.clone(),
+                            QoS::AtLeastOnce,
+                            true,
+                            envelope.encode(),
+                        );
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Inbound::Dropped(format!("birth not sent: {e}")));
+                    }
+                }
+                if tx.send(Inbound::Connected).is_err() {
+                    return;
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == desired_topic => {
+                let message = match open_desired(&p.payload, &config) {
+                    Ok(Some(state)) => Inbound::Desired(Box::new(state), p.payload.to_vec()),
+                    Ok(None) => continue,
+                    Err(why) => Inbound::Dropped(format!("desired state dropped: {why}")),
+                };
+                if tx.send(message).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(
+                    "MQTT connection to {}:{}: {e}; retrying in {backoff:?}",
+                    config.host,
+                    config.port
+                );
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(config.reconnect_max);
+            }
+        }
+    }
+}
+
+/// A desired-state payload, checked: None for an empty (deleted) retained message.
+pub fn open_desired(payload: &[u8], config: &LinkConfig) -> Result<Option<DesiredState>, String> {
+    if payload.is_empty() {
+        return Ok(None);
+    }
+    let envelope = Envelope::decode(payload).map_err(|e| e.to_string())?;
+    if envelope.cluster != config.cluster {
+        return Err(format!(
+            "it is for cluster {}, this node joined {}",
+            envelope.cluster, config.cluster
+        ));
+    }
+    verify(&envelope, &config.controller_key).map_err(|e| e.to_string())?;
+    let state: DesiredState = envelope.open().map_err(|e| e.to_string())?;
+    if state.node != config.node {
+        return Err(format!(
+            "it is addressed to node {:?}, this is {:?}",
+            state.node, config.node
+        ));
+    }
+    if state.generation.cluster_id != config.cluster {
+        return Err("its generation is of another cluster".into());
+    }
+    Ok(Some(state))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,96 @@
+use std::time::Duration;
+
+use kelp_shared::wire::sign::{sign, SigningKey};
+use kelp_shared::wire::{ClusterId, DesiredState, Envelope, Generation, Topics};
+
+use super::{open_desired, LinkConfig};
+
+fn key() -> SigningKey {
+    SigningKey::from_pkcs8(&SigningKey::generate_pkcs8().unwrap()).unwrap()
+}
+
+fn config(key: &SigningKey, cluster: ClusterId) -> LinkConfig {
+    LinkConfig {
+        host: "127.0.0.1".into(),
+        port: 1883,
+        username: "n1".into(),
+        password: "p".into(),
+        node: "n1".into(),
+        cluster,
+        controller_key: key.public_key(),
+        topics: Topics::new("kelp/v1").unwrap(),
+        keepalive: Duration::from_secs(60),
+        reconnect_min: Duration::from_secs(1),
+        reconnect_max: Duration::from_secs(60),
+    }
+}
+
+fn desired(cluster: ClusterId, node: &str, revision: u64) -> DesiredState {
+    DesiredState {
+        generation: Generation {
+            cluster_id: cluster,
+            revision,
+        },
+        node: node.into(),
+        objects_json: vec![br#"{"kind":"Pod"}"#.to_vec()],
+    }
+}
+
+fn sealed(state: &DesiredState, cluster: ClusterId, by: Option<&SigningKey>) -> Vec<u8> {
+    let mut envelope = Envelope::seal_message(cluster, state, true).unwrap();
+    if let Some(k) = by {
+        sign(&mut envelope, k);
+    }
+    envelope.encode()
+}
+
+#[test]
+fn a_signed_desired_state_for_this_node_and_cluster_opens() {
+    let k = key();
+    let cluster = ClusterId([1; 16]);
+    let state = desired(cluster, "n1", 7);
+    let opened = open_desired(&sealed(&state, cluster, Some(&k)), &config(&k, cluster)).unwrap();
+    assert_eq!(opened, Some(state));
+}
+
+#[test]
+fn empty_retained_payloads_are_ignored() {
+    let k = key();
+    assert_eq!(open_desired(&[], &config(&k, ClusterId([1; 16]))), Ok(None));
+}
+
+#[test]
+fn unsigned_foreign_and_misaddressed_states_are_dropped_with_a_reason() {
+    let k = key();
+    let other = key();
+    let cluster = ClusterId([1; 16]);
+    let foreign = ClusterId([2; 16]);
+    let c = config(&k, cluster);
+    let cases = [
+        (
+            sealed(&desired(cluster, "n1", 1), cluster, None),
+            "not signed",
+        ),
+        (
+            sealed(&desired(cluster, "n1", 1), cluster, Some(&other)),
+            "bad signature",
+        ),
+        (
+            sealed(&desired(foreign, "n1", 1), foreign, Some(&k)),
+            "for cluster",
+        ),
+        (
+            sealed(&desired(cluster, "n2", 1), cluster, Some(&k)),
+            "addressed to node \"n2\"",
+        ),
+        (
+            sealed(&desired(foreign, "n1", 1), cluster, Some(&k)),
+            "generation is of another cluster",
+        ),
+        (b"garbage".to_vec(), ""),
+    ];
+    for (payload, says) in cases {
+        let why = open_desired(&payload, &c).unwrap_err();
+        assert!(why.contains(says), "{why:?} should say {says:?}");
+    }
+}

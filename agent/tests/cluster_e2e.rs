@@ -1,0 +1,168 @@
+//! A one-node cluster, end to end: the real `kelp server` (API, store, embedded MQTT broker),
+//! `kelp node add` writing the join file, a real `kelp-agent run --join-file` on its own
+//! bridge, and `kelp apply` of a pod bound to the node: it runs, and its status (phase, pod
+//! IP, node) comes back into `kelp get pods -o wide`. As root; needs the `kelp` binary built
+//! beside `kelp-agent` (`cargo test --workspace` builds both).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Node, AGENT, BUSYBOX};
+
+fn kelp_bin() -> PathBuf {
+    let path = Path::new(AGENT).with_file_name("kelp");
+    assert!(
+        path.exists(),
+        "{} is missing: build the controller too (cargo build -p kelp-controller)",
+        path.display()
+    );
+    path
+}
+
+struct Server {
+    child: Child,
+    config: PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Self {
+        let config = dir.join("kelp.yaml");
+        let mut child = Command::new(kelp_bin())
+            .arg("server")
+            .arg("--data-dir")
+            .arg(dir.join("controller"))
+            .args(["--listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0"])
+            .arg("--write-config")
+            .arg(&config)
+            .env("KELP_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start kelp server");
+        let stdout = child.stdout.take().unwrap();
+        // From here on the server is owned by a value whose drop kills and reaps it.
+        let server = Self { child, config };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("kelp server printed its address within 30 s");
+            if line.starts_with("kelp server listening on ") {
+                return server;
+            }
+        }
+    }
+
+    fn kelp(&self, args: &[&str]) -> Output {
+        Command::new(kelp_bin())
+            .args(args)
+            .env("KELP_CONFIG", &self.config)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kelp(args);
+        assert!(
+            out.status.success(),
+            "kelp {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The node's bridge and nftables table, removed on drop.
+struct Bridge(String);
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).output();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &format!("kelp_{}", self.0)])
+            .output();
+    }
+}
+
+#[test]
+fn pod_applied_to_the_api_runs_on_its_node_and_reports_back() {
+    let bridge = Bridge(format!("kbcl{}", std::process::id() % 100_000));
+    let octet = 100 + std::process::id() % 50;
+    let mut node = Node::new("cluster");
+    let server = Server::start(&node.base);
+    let join = node.base.join("join.yaml");
+    server.ok(&["node", "add", "e2e", "-o", join.to_str().unwrap()]);
+    let refused = server.kelp(&["node", "add", "e2e", "-o", "/dev/null"]);
+    assert!(!refused.status.success(), "a taken node name is refused");
+
+    node.extra_args = vec![
+        "--join-file".into(),
+        join.display().to_string(),
+        "--pod-cidr".into(),
+        format!("10.{octet}.8.0/24"),
+        "--bridge".into(),
+        bridge.0.clone(),
+    ];
+    node.start_agent();
+    node.wait_for("node e2e Ready in the API", Duration::from_secs(60), |_| {
+        let out = server.kelp(&["get", "nodes"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .any(|l| l.starts_with("e2e ") && l.contains(" Ready"))
+            .then_some(())
+    });
+
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  nodeName: e2e\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"
+    );
+    let file = node.base.join("web.yaml");
+    std::fs::write(&file, pod).unwrap();
+    server.ok(&["apply", "-f", file.to_str().unwrap()]);
+
+    let row = node.wait_for(
+        "web Running in kelp get pods -o wide",
+        Duration::from_secs(90),
+        |_| {
+            let text = String::from_utf8_lossy(&server.kelp(&["get", "pods", "-o", "wide"]).stdout)
+                .into_owned();
+            text.lines()
+                .find(|l| l.starts_with("web ") && l.contains("Running"))
+                .map(str::to_string)
+        },
+    );
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert!(
+        cols.iter()
+            .any(|c| c.starts_with(&format!("10.{octet}.8."))),
+        "the pod's IP from the node's CIDR: {row}"
+    );
+    assert!(cols.contains(&"e2e"), "its node: {row}");
+    // On the node: the pod the controller assigned, under its API name and UID.
+    let on_node = node.pods();
+    assert_eq!(on_node.len(), 1);
+    assert_eq!(on_node[0].name, "web");
+
+    // Deleted in the API: the node stops it.
+    server.ok(&["delete", "pod", "web"]);
+    node.wait_for("web gone from the node", Duration::from_secs(60), |n| {
+        n.pods().is_empty().then_some(())
+    });
+}

@@ -1,0 +1,839 @@
+//! The node hub: the controller's side of the MQTT link.
+//!
+//! - Out: each node's desired state ([`project`]: its Node, the pods bound to it, the
+//!   ConfigMaps and Secrets they use) as a signed envelope, published retained (QoS 1) on
+//!   `{prefix}/nodes/{node}/desired` when it changes, debounced. The generation is the store
+//!   revision it was projected at. One that would not fit in the 1 MiB packet limit is never
+//!   published: the node gets the condition `DesiredStateTooLarge` and a Warning event.
+//! - In: births and last wills on `status` → the Node object ([`status`]: labels, capacity,
+//!   addresses, `Ready`), reports on `reported` → pods' status (relaxed commits: rebuilt from
+//!   the retained reports after a power cut).
+//! - Each node gets a /24 pod CIDR of `--cluster-cidr` ([`cidr`]) when its Node appears.
+//! - [`broker`]: the embedded rumqttd; [`link`]: the controller's rumqttc connection;
+//!   [`identity`]: cluster id, signing key, MQTT password in the data dir.
+//!
+//! One task owns the hub's state; the MQTT event loop runs in a task of its own and hands
+//! messages over a bounded channel. The hub never awaits a publish (it uses `try_publish`
+//! and retries after the debounce when the client's queue is full).
+
+pub mod broker;
+pub mod cidr;
+pub mod identity;
+pub mod link;
+pub mod project;
+pub mod status;
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kelp_shared::wire::{
+    sign, Birth, BootId, DesiredState, Envelope, Generation, MessageKind, Offline, Reported,
+    TopicKind, Topics, WireError, MAX_PACKET,
+};
+use rumqttc::{AsyncClient, QoS};
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::store::{Durability, Key, Revision, Store, StoreError, Stored};
+use cidr::ClusterCidr;
+use identity::Identity;
+use link::{BrokerTarget, LinkEvent};
+
+/// The ConfigMap (in `kube-public`) that tells `kelp node add` what goes in a join file.
+pub const CLUSTER_INFO: &str = "kelp-cluster-info";
+/// Its namespace.
+pub const CLUSTER_INFO_NAMESPACE: &str = "kube-public";
+/// The Node condition of a node whose desired state does not fit in a packet.
+pub const TOO_LARGE: &str = "DesiredStateTooLarge";
+
+/// Why the hub could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// A file of the data dir could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file of the data dir holds something unusable.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The embedded broker cannot listen.
+    #[error(
+        "cannot listen on {addr} for MQTT: {source} (is another broker running? see --mqtt-listen)"
+    )]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `--mqtt-url` is not usable.
+    #[error("invalid --mqtt-url: {reason}")]
+    MqttUrl {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A store operation failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The MQTT event loop task is gone.
+    #[error("the MQTT link task stopped")]
+    LinkGone,
+}
+
+/// How the hub runs.
+#[derive(Debug, Clone)]
+pub struct HubOptions {
+    /// Where the embedded broker listens (port 0: a free port).
+    pub mqtt_listen: SocketAddr,
+    /// An external broker (`mqtt://USER:PASSWORD@HOST:PORT`) instead of the embedded one.
+    pub mqtt_url: Option<String>,
+    /// The broker URL nodes are given in their join files (default: the embedded broker's
+    /// address, or the external URL without credentials).
+    pub advertise_url: Option<String>,
+    /// The pod network; each node gets a /24 of it.
+    pub cluster_cidr: ClusterCidr,
+    /// How long the hub waits after a change before projecting (changes within it share
+    /// one publish).
+    pub debounce: Duration,
+    /// The topics.
+    pub topics: Topics,
+}
+
+/// What [`start`] set up.
+#[derive(Debug)]
+pub struct Started {
+    /// The broker URL nodes are given.
+    pub broker_url: String,
+    /// The embedded broker's address, when there is one.
+    pub embedded: Option<SocketAddr>,
+    /// The hub task; it ends with an error only when something it cannot recover from
+    /// happened.
+    pub task: tokio::task::JoinHandle<Result<(), HubError>>,
+}
+
+/// Something that publishes a retained QoS 1 message without waiting; false when it cannot
+/// take it now.
+pub trait Publisher {
+    /// Queues the publish.
+    fn publish_retained(&self, topic: &str, payload: Vec<u8>) -> bool;
+}
+
+impl Publisher for AsyncClient {
+    fn publish_retained(&self, topic: &str, payload: Vec<u8>) -> bool {
+        self.try_publish(topic, QoS::AtLeastOnce, true, payload)
+            .is_ok()
+    }
+}
+
+/// Seals, signs and encodes one node's desired state.
+pub fn encode_desired(
+    identity: &Identity,
+    node: &str,
+    revision: Revision,
+    objects: &[Value],
+) -> Result<Vec<u8>, WireError> {
+    let desired = DesiredState {
+        generation: Generation {
+            cluster_id: identity.cluster_id,
+            revision,
+        },
+        node: node.to_owned(),
+        objects_json: objects
+            .iter()
+            .map(|o| serde_json::to_vec(o).expect("JSON values serialize"))
+            .collect(),
+    };
+    let mut envelope = Envelope::seal_message(identity.cluster_id, &desired, true)?;
+    sign(&mut envelope, &identity.key);
+    Ok(envelope.encode())
+}
+
+fn digest(objects: &[Value]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    for object in objects {
+        object.to_string().hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+fn now() -> String {
+    status::rfc3339(chrono::Utc::now())
+}
+
+/// A node's message, decoded.
+enum Incoming {
+    Birth(Birth),
+    Offline(Offline),
+    Reported(Reported),
+}
+
+/// The latest agent run heard from, per node: (boot id, start time, sequence).
+type Run = (BootId, u64, u64);
+
+/// The hub's state, owned by its task.
+pub struct Hub {
+    store: Store,
+    identity: Arc<Identity>,
+    topics: Topics,
+    cluster_cidr: ClusterCidr,
+    /// Per node: the digest of what was last published (or found too large).
+    published: HashMap<String, u64>,
+    births: HashMap<String, Run>,
+    reports: HashMap<String, Run>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("cluster", &self.identity.cluster_id)
+            .field("nodes_published", &self.published.len())
+            .finish()
+    }
+}
+
+impl Hub {
+    /// A hub over `store`.
+    pub fn new(
+        store: Store,
+        identity: Arc<Identity>,
+        topics: Topics,
+        cluster_cidr: ClusterCidr,
+    ) -> Hub {
+        Hub {
+            store,
+            identity,
+            topics,
+            cluster_cidr,
+            published: HashMap::new(),
+            births: HashMap::new(),
+            reports: HashMap::new(),
+        }
+    }
+
+    /// Forgets what was published, so the next [`Hub::sync`] publishes every node again
+    /// (after a reconnect: the embedded broker forgets retained messages when it restarts).
+    pub fn forget_published(&mut self) {
+        self.published.clear();
+    }
+
+    /// Changes a Node with read-modify-write (retried on conflicts); `create` makes a
+    /// missing one. Returns the stored node, or `None` when there is none.
+    async fn update_node(
+        &self,
+        name: &str,
+        create: bool,
+        durability: Durability,
+        change: impl Fn(&mut Value),
+    ) -> Result<Option<Stored>, HubError> {
+        let key = Key::new("Node", "", name);
+        for _ in 0..5 {
+            let Some(current) = self.store.get(&key) else {
+                if !create {
+                    return Ok(None);
+                }
+                let mut node = json!({
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": name,
+                        "uid": uuid::Uuid::new_v4().to_string(),
+                        "creationTimestamp": now(),
+                    },
+                    "spec": {},
+                });
+                change(&mut node);
+                match self
+                    .store
+                    .create(key.clone(), node, Durability::Durable)
+                    .await
+                {
+                    Ok(stored) => return Ok(Some(stored)),
+                    Err(StoreError::AlreadyExists(_)) => continue,
+                    Err(err) => return Err(err.into()),
+                }
+            };
+            let mut node = (*current.object).clone();
+            change(&mut node);
+            if node == *current.object {
+                return Ok(Some(current));
+            }
+            match self
+                .store
+                .update(key.clone(), node, Some(current.revision), durability)
+                .await
+            {
+                Ok(stored) => return Ok(Some(stored)),
+                Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound(_)) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        tracing::warn!(
+            node = name,
+            "gave up updating the Node after repeated conflicts"
+        );
+        Ok(None)
+    }
+
+    /// Gives every Node without a pod CIDR one.
+    async fn allocate_cidrs(&self) -> Result<(), HubError> {
+        let (nodes, _) = self.store.list("Node", None);
+        for node in nodes
+            .iter()
+            .filter(|n| n.object["spec"]["podCIDR"].as_str().is_none())
+        {
+            let (all, _) = self.store.list("Node", None);
+            let used: Vec<String> = all
+                .iter()
+                .filter_map(|n| n.object["spec"]["podCIDR"].as_str().map(str::to_owned))
+                .collect();
+            let Some(cidr) = self.cluster_cidr.allocate(used.iter().map(String::as_str)) else {
+                tracing::warn!(node = %node.key.name, cluster_cidr = %self.cluster_cidr, "no pod CIDR left for the node");
+                continue;
+            };
+            let cidr = cidr.to_string();
+            // Durable: a pod CIDR must never be given to two nodes, even across a power cut.
+            self.update_node(&node.key.name, false, Durability::Durable, |n| {
+                if n["spec"]["podCIDR"].as_str().is_none() {
+                    n["spec"]["podCIDR"] = json!(cidr);
+                    n["spec"]["podCIDRs"] = json!([cidr]);
+                }
+            })
+            .await?;
+            tracing::info!(node = %node.key.name, pod_cidr = %cidr, "allocated pod CIDR");
+        }
+        Ok(())
+    }
+
+    /// Projects every node and publishes what changed. Returns true when something could not
+    /// be published now (the client's queue was full): sync again later.
+    pub async fn sync<P: Publisher + ?Sized>(&mut self, publisher: &P) -> Result<bool, HubError> {
+        self.allocate_cidrs().await?;
+        let (nodes, r1) = self.store.list("Node", None);
+        let (pods, r2) = self.store.list("Pod", None);
+        let (configmaps, r3) = self.store.list("ConfigMap", None);
+        let (secrets, r4) = self.store.list("Secret", None);
+        let revision = r1.max(r2).max(r3).max(r4);
+        let projections = project::project_all(&nodes, &pods, &configmaps, &secrets);
+        let mut retry = false;
+        for (node, objects) in &projections {
+            let digest = digest(objects);
+            if self.published.get(node) == Some(&digest) {
+                continue;
+            }
+            let topic = match self.topics.desired(node) {
+                Ok(topic) => topic,
+                Err(err) => {
+                    tracing::warn!(%node, error = %err, "node name cannot be a topic");
+                    continue;
+                }
+            };
+            match encode_desired(&self.identity, node, revision, objects) {
+                Ok(payload) => {
+                    let size = payload.len();
+                    if !publisher.publish_retained(&topic, payload) {
+                        retry = true;
+                        continue;
+                    }
+                    tracing::debug!(%node, revision, size, objects = objects.len(), "published desired state");
+                    self.published.insert(node.clone(), digest);
+                    self.set_too_large(node, None).await?;
+                }
+                Err(err @ (WireError::TooLarge { .. } | WireError::BodyTooLarge { .. })) => {
+                    tracing::warn!(%node, error = %err, "desired state too large; not published");
+                    self.published.insert(node.clone(), digest);
+                    self.set_too_large(node, Some(err.to_string())).await?;
+                }
+                Err(err) => {
+                    tracing::error!(%node, error = %err, "cannot encode desired state");
+                }
+            }
+        }
+        // Nodes that are gone: clear their retained desired state.
+        let gone: Vec<String> = self
+            .published
+            .keys()
+            .filter(|n| !projections.contains_key(*n))
+            .cloned()
+            .collect();
+        for node in gone {
+            if let Ok(topic) = self.topics.desired(&node) {
+                if !publisher.publish_retained(&topic, Vec::new()) {
+                    retry = true;
+                    continue;
+                }
+            }
+            self.published.remove(&node);
+            self.births.remove(&node);
+            self.reports.remove(&node);
+        }
+        Ok(retry)
+    }
+
+    /// Sets (`Some(message)`) or clears the `DesiredStateTooLarge` condition; a Warning event
+    /// when it becomes true.
+    async fn set_too_large(&self, node: &str, problem: Option<String>) -> Result<(), HubError> {
+        let Some(current) = self.store.get(&Key::new("Node", "", node)) else {
+            return Ok(());
+        };
+        let was = status::condition(&current.object, TOO_LARGE)
+            .map(|c| c["status"] == "True")
+            .unwrap_or(false);
+        match (&problem, was) {
+            (None, false) => return Ok(()),
+            (Some(_), true) => return Ok(()),
+            _ => {}
+        }
+        let now = now();
+        let message = match &problem {
+            Some(err) => format!(
+                "the node's desired state cannot be sent: {err} (the MQTT packet limit is {MAX_PACKET} bytes); the node keeps its last desired state"
+            ),
+            None => "the node's desired state fits in a packet".to_owned(),
+        };
+        let (flag, reason) = match problem {
+            Some(_) => ("True", TOO_LARGE),
+            None => ("False", "DesiredStateFits"),
+        };
+        let stored = self
+            .update_node(node, false, Durability::Relaxed, |n| {
+                if !n["status"].is_object() {
+                    n["status"] = json!({});
+                }
+                status::set_condition(
+                    &mut n["status"]["conditions"],
+                    TOO_LARGE,
+                    flag,
+                    reason,
+                    &message,
+                    &now,
+                    true,
+                );
+            })
+            .await?;
+        if flag == "True" {
+            let uid = stored
+                .as_ref()
+                .and_then(|s| s.object["metadata"]["uid"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            self.event(node, &uid, TOO_LARGE, &message).await?;
+        }
+        Ok(())
+    }
+
+    /// Records a Warning event about a Node (relaxed: events may be lost in a power cut).
+    async fn event(
+        &self,
+        node: &str,
+        uid: &str,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), HubError> {
+        let now = now();
+        let name = format!("{node}.{:x}", rand::random::<u64>());
+        let event = json!({
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": name,
+                "namespace": "default",
+                "uid": uuid::Uuid::new_v4().to_string(),
+                "creationTimestamp": now,
+            },
+            "involvedObject": {"kind": "Node", "name": node, "uid": uid, "apiVersion": "v1"},
+            "reason": reason,
+            "message": message,
+            "type": "Warning",
+            "count": 1,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "source": {"component": "kelp-hub"},
+            "reportingComponent": "kelp-hub",
+        });
+        self.store
+            .create(
+                Key::new("Event", "default", &name),
+                event,
+                Durability::Relaxed,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Handles one message from a node's `status` or `reported` topic. Anything foreign,
+    /// malformed, stale or addressed wrongly is dropped (logged at debug level).
+    pub async fn handle(&mut self, topic: &str, payload: &[u8]) -> Result<(), HubError> {
+        let Some((node, topic_kind)) = self.topics.parse(topic) else {
+            return Ok(());
+        };
+        if payload.is_empty() {
+            return Ok(());
+        }
+        let envelope = match Envelope::decode(payload) {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                tracing::debug!(%topic, error = %err, "dropping undecodable message");
+                return Ok(());
+            }
+        };
+        if envelope.cluster != self.identity.cluster_id {
+            tracing::debug!(%topic, cluster = %envelope.cluster, "dropping another cluster's message");
+            return Ok(());
+        }
+        if !topic_kind.carries(envelope.kind) {
+            tracing::debug!(%topic, kind = ?envelope.kind, "dropping a message on the wrong topic");
+            return Ok(());
+        }
+        let incoming = match (topic_kind, envelope.kind) {
+            (TopicKind::Status, MessageKind::Birth) => envelope.open().map(Incoming::Birth),
+            (TopicKind::Status, MessageKind::Offline) => envelope.open().map(Incoming::Offline),
+            (TopicKind::Reported, MessageKind::Reported) => envelope.open().map(Incoming::Reported),
+            _ => return Ok(()),
+        };
+        match incoming {
+            Ok(Incoming::Birth(birth)) if birth.node == node => self.on_birth(birth).await,
+            Ok(Incoming::Offline(offline)) if offline.node == node => {
+                self.on_offline(offline).await
+            }
+            Ok(Incoming::Reported(reported)) if reported.node == node => {
+                self.on_reported(reported).await
+            }
+            Ok(_) => {
+                tracing::debug!(%topic, "dropping a message naming another node");
+                Ok(())
+            }
+            Err(err) => {
+                tracing::debug!(%topic, error = %err, "dropping malformed message");
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_birth(&mut self, birth: Birth) -> Result<(), HubError> {
+        let run = (birth.boot_id, birth.agent_start_unix_ms, birth.seq);
+        if let Some(prev) = self.births.get(&birth.node) {
+            if (run.1, run.2) < (prev.1, prev.2) {
+                return Ok(());
+            }
+        }
+        let (nodes, _) = self.store.list("Node", None);
+        let used: Vec<String> = nodes
+            .iter()
+            .filter_map(|n| n.object["spec"]["podCIDR"].as_str().map(str::to_owned))
+            .collect();
+        let cidr = self
+            .cluster_cidr
+            .allocate(used.iter().map(String::as_str))
+            .map(|c| c.to_string());
+        let now = now();
+        // A pod CIDR given here is written durably (see allocate_cidrs); the rest relaxed.
+        let had_cidr = nodes
+            .iter()
+            .any(|n| n.key.name == birth.node && n.object["spec"]["podCIDR"].is_string());
+        let durability = if had_cidr {
+            Durability::Relaxed
+        } else {
+            Durability::Durable
+        };
+        self.update_node(&birth.node, true, durability, |node| {
+            status::apply_birth(node, &birth, cidr.as_deref(), &now)
+        })
+        .await?;
+        tracing::info!(node = %birth.node, boot_id = %birth.boot_id, seq = birth.seq, "node birth");
+        self.births.insert(birth.node.clone(), run);
+        Ok(())
+    }
+
+    async fn on_offline(&mut self, offline: Offline) -> Result<(), HubError> {
+        if let Some(prev) = self.births.get(&offline.node) {
+            if prev.0 != offline.boot_id {
+                return Ok(());
+            }
+        }
+        let now = now();
+        self.update_node(&offline.node, false, Durability::Relaxed, |node| {
+            status::apply_offline(node, &now)
+        })
+        .await?;
+        tracing::info!(node = %offline.node, "node offline (last will)");
+        Ok(())
+    }
+
+    async fn on_reported(&mut self, reported: Reported) -> Result<(), HubError> {
+        let run = (reported.boot_id, reported.agent_start_unix_ms, reported.seq);
+        if let Some(prev) = self.reports.get(&reported.node) {
+            if (run.1, run.2) < (prev.1, prev.2) {
+                return Ok(());
+            }
+        }
+        self.reports.insert(reported.node.clone(), run);
+        let node = self.store.get(&Key::new("Node", "", &reported.node));
+        let host_ip = node
+            .as_ref()
+            .and_then(|n| status::internal_ip(&n.object).map(str::to_owned));
+        let now = now();
+        let mut seen = BTreeSet::new();
+        for report in &reported.pods {
+            if !seen.insert((report.namespace.clone(), report.name.clone())) {
+                continue;
+            }
+            let key = Key::new("Pod", &report.namespace, &report.name);
+            for _ in 0..3 {
+                let Some(pod) = self.store.get(&key) else {
+                    break;
+                };
+                if pod.object["metadata"]["uid"].as_str() != Some(report.uid.as_str())
+                    || pod.object["spec"]["nodeName"].as_str() != Some(reported.node.as_str())
+                {
+                    break;
+                }
+                let new_status =
+                    status::pod_status(&pod.object["status"], report, host_ip.as_deref(), &now);
+                if new_status == pod.object["status"] {
+                    break;
+                }
+                let mut object = (*pod.object).clone();
+                object["status"] = new_status;
+                match self
+                    .store
+                    .update(key.clone(), object, Some(pod.revision), Durability::Relaxed)
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound(_)) => continue,
+                    Err(err) => return Err(err.into()),
+                }
+            }
+        }
+        self.finish_deletions(&reported).await
+    }
+
+    /// A pod deleted in the API stays Terminating until its node reports it gone; then (with
+    /// no finalizers left) it is removed from the store.
+    async fn finish_deletions(&mut self, reported: &Reported) -> Result<(), HubError> {
+        let on_node: BTreeSet<&str> = reported.pods.iter().map(|p| p.uid.as_str()).collect();
+        let (pods, _) = self.store.list("Pod", None);
+        for pod in pods {
+            let o = &pod.object;
+            let terminating = o.pointer("/metadata/deletionTimestamp").is_some();
+            let here = o.pointer("/spec/nodeName").and_then(|n| n.as_str())
+                == Some(reported.node.as_str());
+            let finalizers = o
+                .pointer("/metadata/finalizers")
+                .and_then(|f| f.as_array())
+                .is_some_and(|f| !f.is_empty());
+            let uid = o
+                .pointer("/metadata/uid")
+                .and_then(|u| u.as_str())
+                .unwrap_or("");
+            if terminating && here && !finalizers && !on_node.contains(uid) {
+                let key = Key::new(
+                    "Pod",
+                    o.pointer("/metadata/namespace")
+                        .and_then(|n| n.as_str())
+                        .unwrap_or("default"),
+                    o.pointer("/metadata/name")
+                        .and_then(|n| n.as_str())
+                        .unwrap_or(""),
+                );
+                match self
+                    .store
+                    .delete(key, Some(pod.revision), Durability::Durable)
+                    .await
+                {
+                    Ok(_) | Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound(_)) => {}
+                    Err(err) => return Err(err.into()),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes the cluster info ConfigMap `kelp node add` reads (created or updated).
+async fn write_cluster_info(
+    store: &Store,
+    identity: &Identity,
+    broker_url: &str,
+    topics: &Topics,
+) -> Result<(), HubError> {
+    let key = Key::new("ConfigMap", CLUSTER_INFO_NAMESPACE, CLUSTER_INFO);
+    let data = json!({
+        "clusterId": identity.cluster_id.to_string(),
+        "controllerPublicKey": identity.key.public_key().to_string(),
+        "brokerUrl": broker_url,
+        "topicPrefix": topics.prefix(),
+    });
+    match store.get(&key) {
+        Some(current) if current.object["data"] == data => Ok(()),
+        Some(current) => {
+            let mut object = (*current.object).clone();
+            object["data"] = data;
+            store
+                .update(key, object, Some(current.revision), Durability::Durable)
+                .await?;
+            Ok(())
+        }
+        None => {
+            let object = json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": CLUSTER_INFO,
+                    "namespace": CLUSTER_INFO_NAMESPACE,
+                    "uid": uuid::Uuid::new_v4().to_string(),
+                    "creationTimestamp": now(),
+                },
+                "data": data,
+            });
+            store.create(key, object, Durability::Durable).await?;
+            Ok(())
+        }
+    }
+}
+
+/// Starts the hub: identity, the embedded broker (unless `--mqtt-url`), the cluster info,
+/// the MQTT link and the hub task.
+pub async fn start(
+    store: Store,
+    data_dir: &Path,
+    options: HubOptions,
+) -> Result<Started, HubError> {
+    let identity = Arc::new(Identity::load_or_create(data_dir)?);
+    let (target, embedded, broker_url) = match &options.mqtt_url {
+        Some(url) => {
+            let target = BrokerTarget::parse(url)?;
+            let advertised = options
+                .advertise_url
+                .clone()
+                .unwrap_or_else(|| format!("mqtt://{}:{}", target.host, target.port));
+            (target, None, advertised)
+        }
+        None => {
+            let addr = broker::start(
+                options.mqtt_listen,
+                store.clone(),
+                identity.mqtt_password.clone(),
+            )?;
+            let target = BrokerTarget {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+                username: broker::CONTROLLER_USER.to_owned(),
+                password: identity.mqtt_password.clone(),
+            };
+            let advertised = options
+                .advertise_url
+                .clone()
+                .unwrap_or_else(|| format!("mqtt://{addr}"));
+            (target, Some(addr), advertised)
+        }
+    };
+    write_cluster_info(&store, &identity, &broker_url, &options.topics).await?;
+    let subscriptions = vec![
+        (options.topics.all_status(), QoS::AtLeastOnce),
+        (options.topics.all_reported(), QoS::AtLeastOnce),
+    ];
+    let client_id = format!("kelp-controller-{}", identity.cluster_id);
+    let (client, events) = link::connect(&target, &client_id, subscriptions);
+    let hub = Hub::new(
+        store.clone(),
+        identity,
+        options.topics.clone(),
+        options.cluster_cidr,
+    );
+    let task = tokio::spawn(run(hub, store, client, events, options.debounce));
+    Ok(Started {
+        broker_url,
+        embedded,
+        task,
+    })
+}
+
+const RELEVANT: [&str; 4] = ["Node", "Pod", "ConfigMap", "Secret"];
+
+/// The hub task: follows the store and the link until the store closes.
+async fn run(
+    mut hub: Hub,
+    store: Store,
+    client: AsyncClient,
+    mut events: tokio::sync::mpsc::Receiver<LinkEvent>,
+    debounce: Duration,
+) -> Result<(), HubError> {
+    let mut watch = match store.watch(None, store.revision()) {
+        Ok(watch) => watch,
+        Err(StoreError::Closed) => return Ok(()),
+        Err(err) => return Err(err.into()),
+    };
+    let mut due: Option<Instant> = Some(Instant::now());
+    loop {
+        let wait = async {
+            match due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            change = watch.next() => match change {
+                Some(change) => {
+                    if RELEVANT.contains(&change.object.key.kind.as_str()) && due.is_none() {
+                        due = Some(Instant::now() + debounce);
+                    }
+                }
+                None => {
+                    // The store closed, or this watch fell behind the change log: list
+                    // again (a sync reads everything) and follow on from now.
+                    watch = match store.watch(None, store.revision()) {
+                        Ok(watch) => watch,
+                        Err(StoreError::Closed) => return Ok(()),
+                        Err(err) => return Err(err.into()),
+                    };
+                    due = Some(Instant::now());
+                }
+            },
+            event = events.recv() => match event {
+                None => return Err(HubError::LinkGone),
+                Some(LinkEvent::Connected) => {
+                    tracing::info!("connected to the MQTT broker");
+                    hub.forget_published();
+                    due = Some(Instant::now());
+                }
+                Some(LinkEvent::Message { topic, payload }) => {
+                    if let Err(err) = hub.handle(&topic, &payload).await {
+                        if matches!(err, HubError::Store(StoreError::Closed)) {
+                            return Ok(());
+                        }
+                        tracing::warn!(%topic, error = %err, "cannot apply a node's message");
+                    }
+                }
+            },
+            () = wait => {
+                due = None;
+                match hub.sync(&client).await {
+                    Ok(false) => {}
+                    Ok(true) => due = Some(Instant::now() + debounce),
+                    Err(HubError::Store(StoreError::Closed)) => return Ok(()),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot publish desired state; retrying");
+                        due = Some(Instant::now() + debounce.max(Duration::from_millis(500)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,348 @@
+//! The projection of the store onto one node: the objects its desired state carries.
+//!
+//! A node's desired state is its Node object (metadata and spec: the pod CIDR, labels), every
+//! pod bound to it (`spec.nodeName`), and the ConfigMaps and Secrets those pods reference
+//! (volumes, projected sources, `env[].valueFrom`, `envFrom`, `imagePullSecrets`). Status and
+//! bookkeeping that changes without the node having anything new to do
+//! (`resourceVersion`, `managedFields`, the last-applied annotation, pod and node status)
+//! is left out, so a status write never republishes a desired state.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::store::Stored;
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// What one node's desired state holds, as JSON objects, in a stable order: the Node, then
+/// pods, ConfigMaps and Secrets, each by namespace and name.
+pub type Projection = Vec<Value>;
+
+/// Namespace and name.
+type NsName = (String, String);
+
+fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter()
+        .try_fold(value, |v, key| v.get(key))
+        .and_then(Value::as_str)
+}
+
+fn array_at<'a>(value: &'a Value, path: &[&str]) -> &'a [Value] {
+    path.iter()
+        .try_fold(value, |v, key| v.get(key))
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+/// The ConfigMaps and Secrets a pod references (names in the pod's namespace).
+pub fn references(pod: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut configmaps = BTreeSet::new();
+    let mut secrets = BTreeSet::new();
+    let add = |set: &mut BTreeSet<String>, name: Option<&str>| {
+        if let Some(name) = name.filter(|n| !n.is_empty()) {
+            set.insert(name.to_owned());
+        }
+    };
+    for volume in array_at(pod, &["spec", "volumes"]) {
+        add(&mut configmaps, str_at(volume, &["configMap", "name"]));
+        add(&mut secrets, str_at(volume, &["secret", "secretName"]));
+        for source in array_at(volume, &["projected", "sources"]) {
+            add(&mut configmaps, str_at(source, &["configMap", "name"]));
+            add(&mut secrets, str_at(source, &["secret", "name"]));
+        }
+    }
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
+        for container in array_at(pod, &["spec", list]) {
+            for env in array_at(container, &["env"]) {
+                add(
+                    &mut configmaps,
+                    str_at(env, &["valueFrom", "configMapKeyRef", "name"]),
+                );
+                add(
+                    &mut secrets,
+                    str_at(env, &["valueFrom", "secretKeyRef", "name"]),
+                );
+            }
+            for source in array_at(container, &["envFrom"]) {
+                add(&mut configmaps, str_at(source, &["configMapRef", "name"]));
+                add(&mut secrets, str_at(source, &["secretRef", "name"]));
+            }
+        }
+    }
+    for secret in array_at(pod, &["spec", "imagePullSecrets"]) {
+        add(&mut secrets, str_at(secret, &["name"]));
+    }
+    (configmaps, secrets)
+}
+
+/// An object as the node gets it: without `resourceVersion`, `managedFields`, the
+/// last-applied annotation and, unless `keep_status`, its status.
+pub fn trimmed(object: &Value, keep_status: bool) -> Value {
+    let mut out = object.clone();
+    if let Some(map) = out.as_object_mut() {
+        if !keep_status {
+            map.remove("status");
+        }
+        if let Some(meta) = map.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+            meta.remove("managedFields");
+            let empty = match meta.get_mut("annotations").and_then(Value::as_object_mut) {
+                Some(annotations) => {
+                    annotations.remove(LAST_APPLIED);
+                    annotations.is_empty()
+                }
+                None => false,
+            };
+            if empty {
+                meta.remove("annotations");
+            }
+        }
+    }
+    out
+}
+
+fn ns_name(stored: &Stored) -> NsName {
+    (stored.key.namespace.clone(), stored.key.name.clone())
+}
+
+/// Projects the store's objects onto every node in `nodes`: node name → its objects.
+pub fn project_all(
+    nodes: &[Stored],
+    pods: &[Stored],
+    configmaps: &[Stored],
+    secrets: &[Stored],
+) -> BTreeMap<String, Projection> {
+    let configmaps: BTreeMap<NsName, &Stored> =
+        configmaps.iter().map(|s| (ns_name(s), s)).collect();
+    let secrets: BTreeMap<NsName, &Stored> = secrets.iter().map(|s| (ns_name(s), s)).collect();
+    let mut by_node: BTreeMap<&str, Vec<&Stored>> = BTreeMap::new();
+    for pod in pods {
+        if let Some(node) = str_at(&pod.object, &["spec", "nodeName"]) {
+            by_node.entry(node).or_default().push(pod);
+        }
+    }
+    let mut out = BTreeMap::new();
+    for node in nodes {
+        let name = node.key.name.as_str();
+        let mut objects = vec![trimmed(&node.object, false)];
+        let mut wanted_cms = BTreeSet::new();
+        let mut wanted_secrets = BTreeSet::new();
+        for pod in by_node.get(name).map(Vec::as_slice).unwrap_or(&[]) {
+            objects.push(trimmed(&pod.object, false));
+            let (cms, secs) = references(&pod.object);
+            let ns = &pod.key.namespace;
+            wanted_cms.extend(cms.into_iter().map(|n| (ns.clone(), n)));
+            wanted_secrets.extend(secs.into_iter().map(|n| (ns.clone(), n)));
+        }
+        // A reference to an object that does not exist is the agent's to report (the pod
+        // waits, as with the kubelet); it is simply not sent.
+        objects.extend(
+            wanted_cms
+                .iter()
+                .filter_map(|key| configmaps.get(key))
+                .map(|cm| trimmed(&cm.object, true)),
+        );
+        objects.extend(
+            wanted_secrets
+                .iter()
+                .filter_map(|key| secrets.get(key))
+                .map(|secret| trimmed(&secret.object, true)),
+        );
+        out.insert(name.to_owned(), objects);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Key;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn stored(kind: &str, ns: &str, name: &str, object: Value) -> Stored {
+        Stored {
+            key: Key::new(kind, ns, name),
+            revision: 1,
+            object: Arc::new(object),
+        }
+    }
+
+    fn node(name: &str) -> Stored {
+        stored(
+            "Node",
+            "",
+            name,
+            json!({"kind": "Node", "metadata": {"name": name, "resourceVersion": "5"},
+                   "spec": {"podCIDR": "10.42.0.0/24"}, "status": {"capacity": {"cpu": "4"}}}),
+        )
+    }
+
+    fn pod(ns: &str, name: &str, node: Option<&str>, spec: Value) -> Stored {
+        let mut spec = spec;
+        if let Some(node) = node {
+            spec["nodeName"] = json!(node);
+        }
+        stored(
+            "Pod",
+            ns,
+            name,
+            json!({"kind": "Pod", "metadata": {"name": name, "namespace": ns, "resourceVersion": "9",
+                   "annotations": {LAST_APPLIED: "{}"}},
+                   "spec": spec, "status": {"phase": "Running"}}),
+        )
+    }
+
+    fn cm(ns: &str, name: &str) -> Stored {
+        stored(
+            "ConfigMap",
+            ns,
+            name,
+            json!({"kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": {"k": name}}),
+        )
+    }
+
+    fn secret(ns: &str, name: &str) -> Stored {
+        stored(
+            "Secret",
+            ns,
+            name,
+            json!({"kind": "Secret", "metadata": {"name": name, "namespace": ns}, "data": {"k": "dg=="}}),
+        )
+    }
+
+    fn names(objects: &[Value]) -> Vec<String> {
+        objects
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["name"].as_str().unwrap()
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_kind_of_reference_is_found() {
+        let p = pod(
+            "default",
+            "web",
+            Some("pi-1"),
+            json!({
+                "volumes": [
+                    {"name": "a", "configMap": {"name": "cm-vol"}},
+                    {"name": "b", "secret": {"secretName": "sec-vol"}},
+                    {"name": "c", "projected": {"sources": [
+                        {"configMap": {"name": "cm-proj"}}, {"secret": {"name": "sec-proj"}},
+                        {"downwardAPI": {"items": []}}]}},
+                    {"name": "d", "emptyDir": {}}
+                ],
+                "initContainers": [{"name": "i", "envFrom": [{"configMapRef": {"name": "cm-init"}}]}],
+                "containers": [{"name": "c", "env": [
+                    {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cm-env", "key": "k"}}},
+                    {"name": "Y", "valueFrom": {"secretKeyRef": {"name": "sec-env", "key": "k"}}},
+                    {"name": "Z", "value": "plain"}],
+                    "envFrom": [{"secretRef": {"name": "sec-from"}}]}],
+                "imagePullSecrets": [{"name": "regcred"}]
+            }),
+        );
+        let (cms, secrets) = references(&p.object);
+        assert_eq!(
+            cms.into_iter().collect::<Vec<_>>(),
+            ["cm-env", "cm-init", "cm-proj", "cm-vol"]
+        );
+        assert_eq!(
+            secrets.into_iter().collect::<Vec<_>>(),
+            ["regcred", "sec-env", "sec-from", "sec-proj", "sec-vol"]
+        );
+    }
+
+    #[test]
+    fn each_node_gets_its_pods_and_their_references_only() {
+        let nodes = [node("pi-1"), node("pi-2")];
+        let pods = [
+            pod(
+                "default",
+                "web",
+                Some("pi-1"),
+                json!({"volumes": [{"name": "v", "configMap": {"name": "shared"}}],
+                       "containers": [{"name": "c", "envFrom": [{"secretRef": {"name": "creds"}}]}]}),
+            ),
+            pod(
+                "other",
+                "db",
+                Some("pi-2"),
+                json!({"volumes": [{"name": "v", "configMap": {"name": "shared"}}]}),
+            ),
+            pod("default", "pending", None, json!({"containers": []})),
+            pod("default", "ghost", Some("gone"), json!({"containers": []})),
+        ];
+        let cms = [
+            cm("default", "shared"),
+            cm("other", "shared"),
+            cm("default", "unused"),
+        ];
+        let secrets = [secret("default", "creds"), secret("other", "creds")];
+        let all = project_all(&nodes, &pods, &cms, &secrets);
+        assert_eq!(all.keys().collect::<Vec<_>>(), ["pi-1", "pi-2"]);
+        assert_eq!(
+            names(&all["pi-1"]),
+            ["Node/pi-1", "Pod/web", "ConfigMap/shared", "Secret/creds"]
+        );
+        assert_eq!(all["pi-1"][2]["metadata"]["namespace"], "default");
+        assert_eq!(all["pi-1"][3]["metadata"]["namespace"], "default");
+        assert_eq!(
+            names(&all["pi-2"]),
+            ["Node/pi-2", "Pod/db", "ConfigMap/shared"]
+        );
+        assert_eq!(all["pi-2"][2]["metadata"]["namespace"], "other");
+    }
+
+    #[test]
+    fn status_and_bookkeeping_are_left_out() {
+        let all = project_all(
+            &[node("pi-1")],
+            &[pod(
+                "default",
+                "web",
+                Some("pi-1"),
+                json!({"containers": []}),
+            )],
+            &[],
+            &[],
+        );
+        let objects = &all["pi-1"];
+        assert_eq!(objects[0]["spec"]["podCIDR"], "10.42.0.0/24");
+        for object in objects {
+            assert!(object.get("status").is_none(), "{object}");
+            assert!(object["metadata"].get("resourceVersion").is_none());
+            assert!(object["metadata"].get("annotations").is_none());
+        }
+        // A status-only change projects to the same objects.
+        let mut changed = pod("default", "web", Some("pi-1"), json!({"containers": []}));
+        Arc::make_mut(&mut changed.object)["status"] = json!({"phase": "Failed"});
+        Arc::make_mut(&mut changed.object)["metadata"]["resourceVersion"] = json!("99");
+        let again = project_all(&[node("pi-1")], &[changed], &[], &[]);
+        assert_eq!(again["pi-1"], *objects);
+    }
+
+    #[test]
+    fn a_missing_reference_is_skipped() {
+        let all = project_all(
+            &[node("pi-1")],
+            &[pod(
+                "default",
+                "web",
+                Some("pi-1"),
+                json!({"volumes": [{"name": "v", "secret": {"secretName": "nope"}}]}),
+            )],
+            &[],
+            &[],
+        );
+        assert_eq!(names(&all["pi-1"]), ["Node/pi-1", "Pod/web"]);
+    }
+}

@@ -1,0 +1,443 @@
+//! The hub against a real (in-memory) store and a recording publisher.
+
+use std::cell::RefCell;
+
+use kelp_shared::wire::{
+    verify, AddressKind, Birth, BootId, ContainerReport, ContainerState, NodeAddress, PodPhase,
+    PodReport, Reported, Resources,
+};
+use serde_json::json;
+
+use super::*;
+use crate::store::StoreOptions;
+
+#[derive(Default)]
+struct Recorder {
+    sent: RefCell<Vec<(String, Vec<u8>)>>,
+    full: RefCell<bool>,
+}
+
+impl Publisher for Recorder {
+    fn publish_retained(&self, topic: &str, payload: Vec<u8>) -> bool {
+        if *self.full.borrow() {
+            return false;
+        }
+        self.sent.borrow_mut().push((topic.to_owned(), payload));
+        true
+    }
+}
+
+impl Recorder {
+    fn take(&self) -> Vec<(String, Vec<u8>)> {
+        std::mem::take(&mut *self.sent.borrow_mut())
+    }
+}
+
+struct Fixture {
+    store: Store,
+    hub: Hub,
+    identity: Arc<Identity>,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let store = Store::open_in_memory(StoreOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let identity = Arc::new(Identity::load_or_create(dir.path()).unwrap());
+    let hub = Hub::new(
+        store.clone(),
+        identity.clone(),
+        Topics::default(),
+        "10.42.0.0/16".parse().unwrap(),
+    );
+    Fixture {
+        store,
+        hub,
+        identity,
+        _dir: dir,
+    }
+}
+
+async fn put(store: &Store, kind: &str, ns: &str, name: &str, object: Value) {
+    let key = Key::new(kind, ns, name);
+    match store.get(&key) {
+        Some(cur) => {
+            store
+                .update(key, object, Some(cur.revision), Durability::Durable)
+                .await
+                .unwrap();
+        }
+        None => {
+            store
+                .create(key, object, Durability::Durable)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn pod(name: &str, node: &str, volumes: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}")},
+           "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}], "volumes": volumes},
+           "status": {"phase": "Pending"}})
+}
+
+fn node(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "uid": format!("uid-{name}")}, "spec": {}})
+}
+
+fn open(identity: &Identity, payload: &[u8]) -> DesiredState {
+    let envelope = Envelope::decode(payload).unwrap();
+    verify(&envelope, &identity.key.public_key()).unwrap();
+    envelope.open().unwrap()
+}
+
+#[tokio::test]
+async fn publishes_signed_desired_state_on_change_only() {
+    let mut f = fixture();
+    let out = Recorder::default();
+    put(&f.store, "Node", "", "pi-1", node("pi-1")).await;
+    put(&f.store, "Node", "", "pi-2", node("pi-2")).await;
+    put(&f.store, "ConfigMap", "default", "conf", json!({"kind": "ConfigMap", "metadata": {"name": "conf", "namespace": "default"}, "data": {"a": "b"}})).await;
+    put(
+        &f.store,
+        "Pod",
+        "default",
+        "web",
+        pod(
+            "web",
+            "pi-1",
+            json!([{"name": "v", "configMap": {"name": "conf"}}]),
+        ),
+    )
+    .await;
+
+    assert!(!f.hub.sync(&out).await.unwrap());
+    let sent = out.take();
+    assert_eq!(sent.len(), 2);
+    let (topic, payload) = &sent[0];
+    assert_eq!(topic, "kelp/v1/nodes/pi-1/desired");
+    let desired = open(&f.identity, payload);
+    assert_eq!(desired.node, "pi-1");
+    assert_eq!(desired.generation.cluster_id, f.identity.cluster_id);
+    assert_eq!(desired.generation.revision, f.store.revision());
+    let objects: Vec<Value> = desired
+        .objects_json
+        .iter()
+        .map(|o| serde_json::from_slice(o).unwrap())
+        .collect();
+    let kinds: Vec<&str> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["Node", "Pod", "ConfigMap"]);
+    // The Node carries the pod CIDR the hub allocated; the two nodes got different ones.
+    let cidr1 = objects[0]["spec"]["podCIDR"].as_str().unwrap().to_owned();
+    let other = open(&f.identity, &sent[1].1);
+    let node2: Value = serde_json::from_slice(&other.objects_json[0]).unwrap();
+    assert_ne!(cidr1, node2["spec"]["podCIDR"].as_str().unwrap());
+    assert!(cidr1.starts_with("10.42.") && cidr1.ends_with(".0/24"));
+
+    // Nothing changed: nothing sent. A status-only write: nothing sent.
+    assert!(!f.hub.sync(&out).await.unwrap());
+    assert!(out.take().is_empty());
+    let mut web = (*f
+        .store
+        .get(&Key::new("Pod", "default", "web"))
+        .unwrap()
+        .object)
+        .clone();
+    web["status"]["phase"] = json!("Running");
+    put(&f.store, "Pod", "default", "web", web).await;
+    f.hub.sync(&out).await.unwrap();
+    assert!(out.take().is_empty());
+
+    // The ConfigMap changes: pi-1 gets a new generation, pi-2 nothing.
+    put(&f.store, "ConfigMap", "default", "conf", json!({"kind": "ConfigMap", "metadata": {"name": "conf", "namespace": "default"}, "data": {"a": "c"}})).await;
+    f.hub.sync(&out).await.unwrap();
+    let sent = out.take();
+    assert_eq!(sent.len(), 1);
+    let again = open(&f.identity, &sent[0].1);
+    assert!(again.generation > desired.generation);
+
+    // A full client queue: retried later, nothing lost.
+    put(
+        &f.store,
+        "Pod",
+        "default",
+        "db",
+        pod("db", "pi-2", json!([])),
+    )
+    .await;
+    *out.full.borrow_mut() = true;
+    assert!(f.hub.sync(&out).await.unwrap());
+    *out.full.borrow_mut() = false;
+    assert!(!f.hub.sync(&out).await.unwrap());
+    assert_eq!(out.take()[0].0, "kelp/v1/nodes/pi-2/desired");
+
+    // A deleted node's retained desired state is cleared.
+    f.store
+        .delete(Key::new("Node", "", "pi-2"), None, Durability::Durable)
+        .await
+        .unwrap();
+    f.hub.sync(&out).await.unwrap();
+    assert_eq!(
+        out.take(),
+        vec![("kelp/v1/nodes/pi-2/desired".to_owned(), Vec::new())]
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_desired_state_is_refused_with_a_condition_and_an_event() {
+    let mut f = fixture();
+    let out = Recorder::default();
+    put(&f.store, "Node", "", "pi-1", node("pi-1")).await;
+    // 1.5 MiB of incompressible data (an xorshift stream) in a Secret the pod mounts.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let noise: String = (0..1_500_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'!' + (x % 90) as u8)
+        })
+        .collect();
+    put(&f.store, "Secret", "default", "big", json!({"kind": "Secret", "metadata": {"name": "big", "namespace": "default"}, "stringData": {"blob": noise}})).await;
+    put(
+        &f.store,
+        "Pod",
+        "default",
+        "web",
+        pod(
+            "web",
+            "pi-1",
+            json!([{"name": "v", "secret": {"secretName": "big"}}]),
+        ),
+    )
+    .await;
+
+    f.hub.sync(&out).await.unwrap();
+    assert!(
+        out.take().is_empty(),
+        "an oversized desired state must never be published"
+    );
+    let stored = f.store.get(&Key::new("Node", "", "pi-1")).unwrap();
+    let cond = status::condition(&stored.object, TOO_LARGE).unwrap();
+    assert_eq!(cond["status"], "True");
+    assert!(
+        cond["message"].as_str().unwrap().contains("1048576"),
+        "{cond}"
+    );
+    let (events, _) = f.store.list("Event", Some("default"));
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].object["reason"], TOO_LARGE);
+    assert_eq!(events[0].object["involvedObject"]["name"], "pi-1");
+    assert_eq!(events[0].object["type"], "Warning");
+
+    // Again: no second event.
+    f.hub.sync(&out).await.unwrap();
+    assert_eq!(f.store.list("Event", Some("default")).0.len(), 1);
+
+    // The pod stops using the big Secret: published, condition cleared.
+    put(
+        &f.store,
+        "Pod",
+        "default",
+        "web",
+        pod("web", "pi-1", json!([])),
+    )
+    .await;
+    f.hub.sync(&out).await.unwrap();
+    assert_eq!(out.take().len(), 1);
+    let stored = f.store.get(&Key::new("Node", "", "pi-1")).unwrap();
+    assert_eq!(
+        status::condition(&stored.object, TOO_LARGE).unwrap()["status"],
+        "False"
+    );
+}
+
+fn birth(node: &str, seq: u64) -> Birth {
+    Birth {
+        node: node.into(),
+        boot_id: BootId([seq as u8; 16]),
+        agent_start_unix_ms: 1_700_000_000_000 + seq,
+        seq,
+        agent_version: "0.1.0".into(),
+        wire_versions: vec![1],
+        os: "linux".into(),
+        arch: "arm64".into(),
+        kernel: "6.6".into(),
+        capacity: Resources {
+            cpu_millis: 4000,
+            memory_bytes: 1 << 30,
+            pods: 110,
+        },
+        cgroup_version: 2,
+        addresses: vec![NodeAddress {
+            kind: AddressKind::InternalIp,
+            address: "192.168.1.20".into(),
+        }],
+        labels: vec![],
+    }
+}
+
+fn sealed<M: kelp_shared::wire::Message>(cluster: kelp_shared::wire::ClusterId, m: &M) -> Vec<u8> {
+    Envelope::seal_message(cluster, m, false).unwrap().encode()
+}
+
+#[tokio::test]
+async fn births_wills_and_reports_reach_the_store() {
+    let mut f = fixture();
+    let cluster = f.identity.cluster_id;
+    put(&f.store, "Node", "", "pi-1", node("pi-1")).await;
+    put(
+        &f.store,
+        "Pod",
+        "default",
+        "web",
+        pod("web", "pi-1", json!([])),
+    )
+    .await;
+
+    f.hub
+        .handle(
+            "kelp/v1/nodes/pi-1/status",
+            &sealed(cluster, &birth("pi-1", 2)),
+        )
+        .await
+        .unwrap();
+    let n = f.store.get(&Key::new("Node", "", "pi-1")).unwrap();
+    assert_eq!(
+        status::condition(&n.object, "Ready").unwrap()["status"],
+        "True"
+    );
+    assert_eq!(
+        n.object["metadata"]["labels"]["kubernetes.io/arch"],
+        "arm64"
+    );
+    assert!(n.object["spec"]["podCIDR"].is_string());
+    assert_eq!(n.object["metadata"]["uid"], "uid-pi-1");
+
+    // A birth for an unknown node creates it; one naming another node, or of another
+    // cluster, is dropped.
+    f.hub
+        .handle(
+            "kelp/v1/nodes/pi-9/status",
+            &sealed(cluster, &birth("pi-9", 1)),
+        )
+        .await
+        .unwrap();
+    assert!(f.store.get(&Key::new("Node", "", "pi-9")).is_some());
+    f.hub
+        .handle(
+            "kelp/v1/nodes/pi-7/status",
+            &sealed(cluster, &birth("pi-8", 1)),
+        )
+        .await
+        .unwrap();
+    f.hub
+        .handle(
+            "kelp/v1/nodes/pi-7/status",
+            &sealed(kelp_shared::wire::ClusterId([9; 16]), &birth("pi-7", 1)),
+        )
+        .await
+        .unwrap();
+    f.hub
+        .handle("kelp/v1/nodes/pi-7/status", b"garbage")
+        .await
+        .unwrap();
+    assert!(f.store.get(&Key::new("Node", "", "pi-7")).is_none());
+    assert!(f.store.get(&Key::new("Node", "", "pi-8")).is_none());
+
+    // A stale will (older run) is ignored; the current run's will makes it Unknown.
+    let stale = Offline {
+        node: "pi-1".into(),
+        boot_id: BootId([1; 16]),
+    };
+    f.hub
+        .handle("kelp/v1/nodes/pi-1/status", &sealed(cluster, &stale))
+        .await
+        .unwrap();
+    let n = f.store.get(&Key::new("Node", "", "pi-1")).unwrap();
+    assert_eq!(
+        status::condition(&n.object, "Ready").unwrap()["status"],
+        "True"
+    );
+    let will = Offline {
+        node: "pi-1".into(),
+        boot_id: BootId([2; 16]),
+    };
+    f.hub
+        .handle("kelp/v1/nodes/pi-1/status", &sealed(cluster, &will))
+        .await
+        .unwrap();
+    let n = f.store.get(&Key::new("Node", "", "pi-1")).unwrap();
+    assert_eq!(
+        status::condition(&n.object, "Ready").unwrap()["status"],
+        "Unknown"
+    );
+
+    let report = |uid: &str, seq: u64| Reported {
+        node: "pi-1".into(),
+        boot_id: BootId([2; 16]),
+        agent_start_unix_ms: 1_700_000_000_002,
+        seq,
+        applied_generation: None,
+        pods: vec![PodReport {
+            namespace: "default".into(),
+            name: "web".into(),
+            uid: uid.into(),
+            phase: PodPhase::Running,
+            pod_ip: Some("10.42.0.5".parse().unwrap()),
+            containers: vec![ContainerReport {
+                name: "c".into(),
+                state: ContainerState::Running {
+                    started_at_unix_ms: 1_700_000_000_500,
+                },
+                last_state: None,
+                ready: true,
+                restart_count: 0,
+                image: "busybox".into(),
+                image_id: String::new(),
+                container_id: String::new(),
+            }],
+            init_containers: vec![],
+            reason: String::new(),
+            message: String::new(),
+            start_unix_ms: Some(1_700_000_000_100),
+        }],
+        conditions: vec![],
+    };
+    // A report about another incarnation of the pod (other uid) changes nothing.
+    f.hub
+        .handle(
+            "kelp/v1/nodes/pi-1/reported",
+            &sealed(cluster, &report("old-uid", 1)),
+        )
+        .await
+        .unwrap();
+    let p = f.store.get(&Key::new("Pod", "default", "web")).unwrap();
+    assert_eq!(p.object["status"]["phase"], "Pending");
+    f.hub
+        .handle(
+            "kelp/v1/nodes/pi-1/reported",
+            &sealed(cluster, &report("uid-web", 2)),
+        )
+        .await
+        .unwrap();
+    let p = f.store.get(&Key::new("Pod", "default", "web")).unwrap();
+    assert_eq!(p.object["status"]["phase"], "Running");
+    assert_eq!(p.object["status"]["podIP"], "10.42.0.5");
+    assert_eq!(p.object["status"]["hostIP"], "192.168.1.20");
+    assert_eq!(p.object["status"]["containerStatuses"][0]["ready"], true);
+    // An older report (lower seq) is dropped.
+    let mut old = report("uid-web", 1);
+    old.pods[0].phase = PodPhase::Failed;
+    f.hub
+        .handle("kelp/v1/nodes/pi-1/reported", &sealed(cluster, &old))
+        .await
+        .unwrap();
+    let p = f.store.get(&Key::new("Pod", "default", "web")).unwrap();
+    assert_eq!(p.object["status"]["phase"], "Running");
+}
