@@ -125,6 +125,11 @@ fn main() {
         let _ = cg.kill_all(&config.cgroup_parent);
         let _ = cg.remove(&config.cgroup_parent);
     }
+    // crun and runc also make their cgroups in the v1 `name=systemd` hierarchy, which
+    // libcgroups does not manage: remove what they left there (empty directories only).
+    remove_empty_tree(
+        &Path::new("/sys/fs/cgroup/systemd").join(config.cgroup_parent.trim_start_matches('/')),
+    );
     let _ = fsutil::unmount_all_under(&config.run_dir);
     let _ = fs::remove_dir_all(&config.run_dir);
     let _ = fsutil::unmount_all_under(&base);
@@ -491,4 +496,17 @@ fn bench_agent(base: &Path, config: &RuntimeConfig, full: bool) {
     for uid in rt.sandboxes().unwrap() {
         rt.remove_sandbox(&uid, None).unwrap();
     }
+}
+
+/// Removes a tree of empty directories, deepest first (cgroup directories hold only
+/// kernel files, which `rmdir` takes with them).
+fn remove_empty_tree(dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_empty_tree(&entry.path());
+            }
+        }
+    }
+    let _ = fs::remove_dir(dir);
 }
