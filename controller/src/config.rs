@@ -84,8 +84,6 @@ impl ClientConfig {
 
     /// Writes the config with mode 0600, creating parent directories.
     pub fn write(&self, path: &Path) -> Result<(), ConfigError> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let io = |source| ConfigError::Io {
             path: path.into(),
             source,
@@ -94,18 +92,25 @@ impl ClientConfig {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         let text = serde_yaml_ng::to_string(self).expect("config serializes");
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io)?;
-        f.write_all(text.as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        write_private_atomic(path, text.as_bytes()).map_err(io)
     }
+}
+
+/// Writes `bytes` to `path` with mode 0600, atomically: a synced temporary file renamed over
+/// it, so a crash leaves the old file or the new one, never half of either.
+pub(crate) fn write_private_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

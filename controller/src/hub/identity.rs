@@ -3,8 +3,6 @@
 //! (mode 0600), never rotated by a restart: a controller restarted on the same data dir must
 //! stay the cluster its nodes joined.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use kelp_shared::wire::{ClusterId, SigningKey};
@@ -36,21 +34,10 @@ pub fn random_secret() -> String {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), HubError> {
-    let io = |source| HubError::Io {
+    crate::config::write_private_atomic(path, bytes).map_err(|source| HubError::Io {
         path: path.to_owned(),
         source,
-    };
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    })
 }
 
 fn read_existing(path: &Path) -> Result<Option<Vec<u8>>, HubError> {
