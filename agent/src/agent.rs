@@ -51,8 +51,13 @@ pub struct AgentConfig {
     /// 85 and 80).
     pub image_gc_high: f64,
     pub image_gc_low: f64,
-    /// The node's pod network (bridge and pod CIDR); None gives pods only `lo`.
+    /// The node's pod network (bridge and pod CIDR); None gives pods only `lo` (unless
+    /// `link_bridge` is set).
     pub network: Option<NetworkConfig>,
+    /// With a link and no `network`: the bridge of a pod network whose CIDR is the one the
+    /// controller gave the node (its Node's `spec.podCIDR`, in the desired state). Pods that
+    /// need the network wait until it is known.
+    pub link_bridge: Option<String>,
     /// The node's address (`--node-ip`); detected when None.
     pub node_ip: Option<Ipv4Addr>,
     /// The cluster the node joined (`--join-file`); None runs static pods only.
@@ -222,6 +227,7 @@ impl Agent {
     pub fn sync_once(&mut self) -> Result<()> {
         self.runtime.reap_children();
         self.receive_desired()?;
+        self.adopt_pod_cidr();
         let mut desired = static_pods::read_dir(&self.config.manifests_dir, &self.config.node_name);
         if let Some(state) = self.link.as_ref().and_then(|l| l.desired.as_ref()) {
             add_linked(&mut desired, state);
@@ -306,6 +312,48 @@ impl Agent {
             }
         }
         Ok(())
+    }
+
+    /// Takes the pod CIDR the controller gave the node (its Node's `spec.podCIDR` in the
+    /// desired state) as the pod network's, when the node runs with `link_bridge`.
+    fn adopt_pod_cidr(&mut self) {
+        let Some(bridge) = self.config.link_bridge.clone() else {
+            return;
+        };
+        let Some(state) = self.link.as_ref().and_then(|l| l.desired.as_ref()) else {
+            return;
+        };
+        let Some(cidr) = node_pod_cidr(state) else {
+            return;
+        };
+        let cidr: crate::network::Cidr = match cidr.parse() {
+            Ok(c) => c,
+            Err(e) => {
+                self.report_network(Err(anyhow::anyhow!(
+                    "the Node's spec.podCIDR {cidr:?} from the controller: {e}"
+                )));
+                return;
+            }
+        };
+        if self.config.network.as_ref().map(|n| n.pod_cidr) == Some(cidr) {
+            return;
+        }
+        let result = NetworkConfig::new(&bridge, cidr).and_then(|network| {
+            network.setup_host().context("setting up the pod network")?;
+            Ok(network)
+        });
+        match result {
+            Ok(network) => {
+                tracing::info!(pod_cidr = %cidr, bridge = %bridge, "pod network from the controller");
+                if self.node_ip.is_none() {
+                    self.node_ip = crate::network::detect_node_ip(Some(cidr));
+                }
+                self.config.network = Some(network);
+                self.applied_rules = None;
+                self.swept_veths = false;
+            }
+            Err(e) => self.report_network(Err(e)),
+        }
     }
 
     /// Publishes the node's pod statuses when they changed (or a new session began).
@@ -838,6 +886,12 @@ impl Agent {
             });
         }
         let Some(config) = &self.config.network else {
+            if self.config.link_bridge.is_some() {
+                anyhow::bail!(
+                    "waiting for the node's pod CIDR from the controller (its Node's spec.podCIDR); \
+                     --pod-cidr sets one without the controller"
+                );
+            }
             return Ok(PodNetwork {
                 host_ip: self.node_ip,
                 ..Default::default()
@@ -1008,6 +1062,19 @@ fn start_link(
         start_unix_ms,
         seq: 0,
         published: None,
+    })
+}
+
+/// The pod CIDR of the node's own Node object in the desired state.
+fn node_pod_cidr(state: &DesiredState) -> Option<String> {
+    state.objects_json.iter().find_map(|bytes| {
+        let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        if value.get("kind")?.as_str()? != "Node"
+            || value.pointer("/metadata/name")?.as_str()? != state.node
+        {
+            return None;
+        }
+        value.pointer("/spec/podCIDR")?.as_str().map(str::to_owned)
     })
 }
 

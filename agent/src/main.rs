@@ -108,10 +108,11 @@ struct RunArgs {
     /// probe kill (1 = as specified; 0.1 runs probes at a tenth of real time).
     #[arg(long, default_value_t = 1.0)]
     probe_time_scale: f64,
-    /// The node's pod CIDR for static pods: pods get addresses from it on the bridge, the
-    /// first being the bridge's (gateway). `none`: pods get only a loopback interface.
-    #[arg(long, default_value = "10.42.0.0/24")]
-    pod_cidr: String,
+    /// The node's pod CIDR: pods get addresses from it on the bridge, the first being the
+    /// bridge's (gateway). `none`: pods get only a loopback interface. Default: the one the
+    /// controller gives the node (with --join-file), else 10.42.0.0/24.
+    #[arg(long)]
+    pod_cidr: Option<String>,
     /// The join file from `kelp node add` (broker, credentials, cluster id, the controller's
     /// key): the node runs what the controller assigns it, besides its static pods.
     #[arg(long)]
@@ -127,6 +128,9 @@ struct RunArgs {
     #[arg(long)]
     node_ip: Option<std::net::Ipv4Addr>,
 }
+
+/// The pod CIDR of a node that runs without a controller and without --pod-cidr.
+const DEFAULT_POD_CIDR: &str = "10.42.0.0/24";
 
 #[derive(Args)]
 struct LogsArgs {
@@ -260,11 +264,21 @@ fn run(cli: Cli) -> Result<()> {
                 registries_file: args.registries,
                 image_gc_high: args.image_gc_high_threshold,
                 image_gc_low: args.image_gc_low_threshold,
-                network: match args.pod_cidr.as_str() {
-                    "none" => None,
-                    cidr => Some(kelp_agent::network::NetworkConfig::new(
+                link_bridge: match (&args.pod_cidr, &link) {
+                    (None, Some(_)) => {
+                        // Checks the bridge name now, not when the controller answers.
+                        let cidr = DEFAULT_POD_CIDR.parse().expect("a valid CIDR");
+                        kelp_agent::network::NetworkConfig::new(&args.bridge, cidr)?;
+                        Some(args.bridge.clone())
+                    }
+                    _ => None,
+                },
+                network: match (args.pod_cidr.as_deref(), &link) {
+                    (Some("none"), _) | (None, Some(_)) => None,
+                    (cidr, _) => Some(kelp_agent::network::NetworkConfig::new(
                         &args.bridge,
-                        cidr.parse()
+                        cidr.unwrap_or(DEFAULT_POD_CIDR)
+                            .parse()
                             .map_err(|e| anyhow::anyhow!("--pod-cidr: {e}"))?,
                     )?),
                 },

@@ -29,13 +29,14 @@ struct Server {
 }
 
 impl Server {
-    fn start(dir: &Path) -> Self {
+    fn start(dir: &Path, cluster_cidr: &str) -> Self {
         let config = dir.join("kelp.yaml");
         let mut child = Command::new(kelp_bin())
             .arg("server")
             .arg("--data-dir")
             .arg(dir.join("controller"))
             .args(["--listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0"])
+            .args(["--cluster-cidr", cluster_cidr])
             .arg("--write-config")
             .arg(&config)
             .env("KELP_LOG", "warn")
@@ -105,9 +106,9 @@ impl Drop for Bridge {
 #[test]
 fn pod_applied_to_the_api_runs_on_its_node_and_reports_back() {
     let bridge = Bridge(format!("kbcl{}", std::process::id() % 100_000));
-    let octet = 100 + std::process::id() % 50;
+    let octet = 200 + std::process::id() % 50;
     let mut node = Node::new("cluster");
-    let server = Server::start(&node.base);
+    let server = Server::start(&node.base, &format!("10.{octet}.0.0/16"));
     let join = node.base.join("join.yaml");
     server.ok(&["node", "add", "e2e", "-o", join.to_str().unwrap()]);
     let refused = server.kelp(&["node", "add", "e2e", "-o", "/dev/null"]);
@@ -116,8 +117,6 @@ fn pod_applied_to_the_api_runs_on_its_node_and_reports_back() {
     node.extra_args = vec![
         "--join-file".into(),
         join.display().to_string(),
-        "--pod-cidr".into(),
-        format!("10.{octet}.8.0/24"),
         "--bridge".into(),
         bridge.0.clone(),
     ];
@@ -148,10 +147,18 @@ fn pod_applied_to_the_api_runs_on_its_node_and_reports_back() {
                 .map(str::to_string)
         },
     );
+    // The node's pod network is the CIDR the controller gave it (the first /24).
+    let node_json = server.ok(&["get", "node", "e2e", "-o", "json"]);
+    let node_object: serde_json::Value = serde_json::from_str(&node_json).unwrap();
+    assert_eq!(
+        node_object["spec"]["podCIDR"],
+        format!("10.{octet}.0.0/24"),
+        "{node_json}"
+    );
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert!(
         cols.iter()
-            .any(|c| c.starts_with(&format!("10.{octet}.8."))),
+            .any(|c| c.starts_with(&format!("10.{octet}.0."))),
         "the pod's IP from the node's CIDR: {row}"
     );
     assert!(cols.contains(&"e2e"), "its node: {row}");

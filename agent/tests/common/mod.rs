@@ -144,12 +144,19 @@ impl Node {
             .args(["--sync-period-ms", "100", "--backoff-scale", "0.1"])
             .arg("--registries")
             .arg(&self.registries)
-            // Only tests of the pod network give their node one (a bridge and CIDR of their own).
-            .args(if self.extra_args.iter().any(|a| a == "--pod-cidr") {
-                &[][..]
-            } else {
-                &["--pod-cidr", "none"][..]
-            })
+            // Only tests of the pod network give their node one (a bridge and CIDR of their
+            // own, or a bridge and the CIDR the controller gives the node).
+            .args(
+                if self
+                    .extra_args
+                    .iter()
+                    .any(|a| a == "--pod-cidr" || a == "--bridge")
+                {
+                    &[][..]
+                } else {
+                    &["--pod-cidr", "none"][..]
+                },
+            )
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
