@@ -52,6 +52,10 @@ pub struct ServerArgs {
     /// How long the node hub waits after a change before publishing desired state.
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     pub desired_debounce: Duration,
+    /// A node not heard from for this long (no birth, report or last will since the server
+    /// connected to the broker) becomes NotReady (`Ready=Unknown`).
+    #[arg(long, default_value = "90s", value_parser = parse_duration)]
+    pub node_grace: Duration,
 }
 
 /// Parses `250ms`, `2s`, `1m`.
@@ -171,6 +175,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             advertise_url: args.mqtt_advertise_url.clone(),
             cluster_cidr: args.cluster_cidr,
             debounce: args.desired_debounce,
+            node_grace: args.node_grace,
             topics,
         },
     )

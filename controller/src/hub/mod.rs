@@ -109,6 +109,9 @@ pub struct HubOptions {
     /// How long the hub waits after a change before projecting (changes within it share
     /// one publish).
     pub debounce: Duration,
+    /// A Ready node not heard from (no birth, report or will) for this long after the hub
+    /// connected to the broker becomes `Ready=Unknown` (90 s).
+    pub node_grace: Duration,
     /// The topics.
     pub topics: Topics,
 }
@@ -194,6 +197,12 @@ pub struct Hub {
     published: HashMap<String, u64>,
     births: HashMap<String, Run>,
     reports: HashMap<String, Run>,
+    /// Nodes heard from (birth, report or will) since the hub last connected to the broker.
+    heard: BTreeSet<String>,
+    /// When the hub last connected to the broker.
+    connected_at: Instant,
+    /// See [`HubOptions::node_grace`].
+    node_grace: Duration,
 }
 
 impl std::fmt::Debug for Hub {
@@ -221,13 +230,55 @@ impl Hub {
             published: HashMap::new(),
             births: HashMap::new(),
             reports: HashMap::new(),
+            heard: BTreeSet::new(),
+            connected_at: Instant::now(),
+            node_grace: Duration::from_secs(90),
         }
     }
 
+    /// Sets [`HubOptions::node_grace`].
+    pub fn set_node_grace(&mut self, grace: Duration) {
+        self.node_grace = grace;
+    }
+
     /// Forgets what was published, so the next [`Hub::sync`] publishes every node again
-    /// (after a reconnect: the embedded broker forgets retained messages when it restarts).
+    /// (after a reconnect: the embedded broker forgets retained messages when it restarts),
+    /// and starts the grace period in which every node must be heard from again.
     pub fn forget_published(&mut self) {
         self.published.clear();
+        self.heard.clear();
+        self.connected_at = Instant::now();
+    }
+
+    /// Nodes still `Ready=True` that have not been heard from within the grace period since
+    /// the hub connected become `Ready=Unknown`. (A live node's retained birth arrives on
+    /// every subscription and the broker publishes its will when it goes silent; a node
+    /// that vanished while the broker forgot its retained messages, as the embedded broker
+    /// does when `kelp server` restarts, is found here.)
+    pub async fn check_silence(&mut self) -> Result<(), HubError> {
+        if self.connected_at.elapsed() < self.node_grace {
+            return Ok(());
+        }
+        let (nodes, _) = self.store.list("Node", None);
+        let now = now();
+        let message = format!(
+            "kelp-agent has not been heard from for {}s (no birth, report or last will).",
+            self.node_grace.as_secs_f64()
+        );
+        for node in nodes {
+            let name = &node.key.name;
+            let ready =
+                status::condition(&node.object, "Ready").is_some_and(|c| c["status"] == "True");
+            if !ready || self.heard.contains(name) {
+                continue;
+            }
+            self.update_node(name, false, Durability::Relaxed, |n| {
+                status::apply_unknown(n, &message, &now)
+            })
+            .await?;
+            tracing::info!(node = %name, grace = ?self.node_grace, "node silent: Ready=Unknown");
+        }
+        Ok(())
     }
 
     /// Changes a Node with read-modify-write (retried on conflicts); `create` makes a
@@ -503,6 +554,9 @@ impl Hub {
             (TopicKind::Reported, MessageKind::Reported) => envelope.open().map(Incoming::Reported),
             _ => return Ok(()),
         };
+        if incoming.is_ok() {
+            self.heard.insert(node.to_owned());
+        }
         match incoming {
             Ok(Incoming::Birth(birth)) if birth.node == node => self.on_birth(birth).await,
             Ok(Incoming::Offline(offline)) if offline.node == node => {
@@ -748,12 +802,13 @@ pub async fn start(
     ];
     let client_id = format!("kelp-controller-{}", identity.cluster_id);
     let (client, events) = link::connect(&target, &client_id, subscriptions);
-    let hub = Hub::new(
+    let mut hub = Hub::new(
         store.clone(),
         identity,
         options.topics.clone(),
         options.cluster_cidr,
     );
+    hub.set_node_grace(options.node_grace);
     let task = tokio::spawn(run(hub, store, client, events, options.debounce));
     Ok(Started {
         broker_url,
@@ -778,6 +833,8 @@ async fn run(
         Err(err) => return Err(err.into()),
     };
     let mut due: Option<Instant> = Some(Instant::now());
+    let mut silence = tokio::time::interval((hub.node_grace / 4).max(Duration::from_millis(100)));
+    silence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let wait = async {
             match due {
@@ -819,6 +876,13 @@ async fn run(
                     }
                 }
             },
+            _ = silence.tick() => {
+                match hub.check_silence().await {
+                    Ok(()) => {}
+                    Err(HubError::Store(StoreError::Closed)) => return Ok(()),
+                    Err(err) => tracing::warn!(error = %err, "cannot mark silent nodes"),
+                }
+            }
             () = wait => {
                 due = None;
                 match hub.sync(&client).await {

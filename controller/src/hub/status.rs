@@ -173,6 +173,15 @@ pub fn apply_birth(node: &mut Value, birth: &Birth, pod_cidr: Option<&str>, now:
 
 /// Writes a last will into a Node object: `Ready=Unknown`.
 pub fn apply_offline(node: &mut Value, now: &str) {
+    apply_unknown(
+        node,
+        "kelp-agent stopped posting node status (its connection to the broker was lost).",
+        now,
+    );
+}
+
+/// Marks a Node `Ready=Unknown` (reason `NodeStatusUnknown`) with `message`.
+pub fn apply_unknown(node: &mut Value, message: &str, now: &str) {
     let status = object_mut(node, "status");
     let conditions = status.entry("conditions").or_insert_with(|| json!([]));
     set_condition(
@@ -180,7 +189,7 @@ pub fn apply_offline(node: &mut Value, now: &str) {
         "Ready",
         "Unknown",
         "NodeStatusUnknown",
-        "kelp-agent stopped posting node status (its connection to the broker was lost).",
+        message,
         now,
         true,
     );

@@ -441,3 +441,59 @@ async fn births_wills_and_reports_reach_the_store() {
     let p = f.store.get(&Key::new("Pod", "default", "web")).unwrap();
     assert_eq!(p.object["status"]["phase"], "Running");
 }
+
+#[tokio::test]
+async fn nodes_not_heard_from_within_the_grace_become_unknown() {
+    let mut f = fixture();
+    let cluster = f.identity.cluster_id;
+    f.hub.set_node_grace(std::time::Duration::from_millis(200));
+    put(&f.store, "Node", "", "alive", node("alive")).await;
+    put(&f.store, "Node", "", "gone", node("gone")).await;
+    for name in ["alive", "gone"] {
+        f.hub
+            .handle(
+                &format!("kelp/v1/nodes/{name}/status"),
+                &sealed(cluster, &birth(name, 1)),
+            )
+            .await
+            .unwrap();
+    }
+    let ready = |f: &Fixture, name: &str| {
+        let n = f.store.get(&Key::new("Node", "", name)).unwrap();
+        status::condition(&n.object, "Ready").unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // Both heard from: nothing changes, even after the grace.
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    f.hub.check_silence().await.unwrap();
+    assert_eq!(ready(&f, "alive"), "True");
+    assert_eq!(ready(&f, "gone"), "True");
+
+    // The hub reconnects (as after a restart of the embedded broker): only "alive" is
+    // heard from again.
+    f.hub.forget_published();
+    f.hub
+        .handle(
+            "kelp/v1/nodes/alive/status",
+            &sealed(cluster, &birth("alive", 2)),
+        )
+        .await
+        .unwrap();
+    f.hub.check_silence().await.unwrap();
+    assert_eq!(ready(&f, "gone"), "True", "still within the grace");
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    f.hub.check_silence().await.unwrap();
+    assert_eq!(ready(&f, "alive"), "True");
+    assert_eq!(ready(&f, "gone"), "Unknown");
+    let n = f.store.get(&Key::new("Node", "", "gone")).unwrap();
+    let message = status::condition(&n.object, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("not been heard from for 0.2s"),
+        "{message}"
+    );
+}
