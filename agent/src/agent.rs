@@ -137,6 +137,9 @@ struct LinkState {
     seq: u64,
     /// What was published last (pods and generation); None forces the next publish.
     published: Option<(Vec<kelp_shared::wire::PodReport>, Option<Generation>)>,
+    /// Whether the link said the session is up and the node's name is ours: nothing is
+    /// reported before.
+    ready: bool,
 }
 
 struct Lookup<'a> {
@@ -159,6 +162,11 @@ impl EnvLookup for Lookup<'_> {
 
 /// When a failed pull may be tried again, and its back-off level.
 type PullBackOff = (chrono::DateTime<Utc>, u32);
+
+/// The link ended because another live agent runs as this node; the agent must stop.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
 
 /// A container that cannot be created until something changes: Kubernetes reason + message.
 struct Blocked(&'static str, String);
@@ -216,6 +224,9 @@ impl Agent {
         );
         while !stop.load(Ordering::Relaxed) {
             if let Err(e) = self.sync_once() {
+                if let Some(Refused(why)) = e.downcast_ref::<Refused>() {
+                    anyhow::bail!("{why}");
+                }
                 tracing::error!("sync: {e:#}");
             }
             std::thread::sleep(self.config.sync_period);
@@ -281,8 +292,12 @@ impl Agent {
         };
         while let Ok(message) = link.link.inbox.try_recv() {
             match message {
-                crate::link::Inbound::Connected => link.published = None,
+                crate::link::Inbound::Connected => {
+                    link.published = None;
+                    link.ready = true;
+                }
                 crate::link::Inbound::Dropped(why) => tracing::warn!("{why}"),
+                crate::link::Inbound::Refused(why) => anyhow::bail!(Refused(why)),
                 crate::link::Inbound::Desired(state, envelope) => {
                     let newer = link
                         .desired
@@ -358,7 +373,7 @@ impl Agent {
 
     /// Publishes the node's pod statuses when they changed (or a new session began).
     fn publish_reported(&mut self) -> Result<()> {
-        let Some(link) = self.link.as_mut() else {
+        let Some(link) = self.link.as_mut().filter(|l| l.ready) else {
             return Ok(());
         };
         let pods: Vec<kelp_shared::wire::PodReport> = self
@@ -1062,6 +1077,7 @@ fn start_link(
         start_unix_ms,
         seq: 0,
         published: None,
+        ready: false,
     })
 }
 

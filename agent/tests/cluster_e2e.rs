@@ -167,6 +167,62 @@ fn pod_applied_to_the_api_runs_on_its_node_and_reports_back() {
     assert_eq!(on_node.len(), 1);
     assert_eq!(on_node[0].name, "web");
 
+    // A second agent with the same join file is refused and says why; the first one, its
+    // Node and its pod carry on untouched.
+    let web_monitor = node.monitor(&on_node[0].uid).monitor.pid;
+    let mut twin = Node::new("cluster-twin");
+    let twin_bridge = Bridge(format!("kbtw{}", std::process::id() % 100_000));
+    twin.extra_args = vec![
+        "--join-file".into(),
+        join.display().to_string(),
+        "--bridge".into(),
+        twin_bridge.0.clone(),
+    ];
+    twin.start_agent();
+    let mut twin_agent = twin.agent.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = twin_agent.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = twin_agent.kill();
+            let _ = twin_agent.wait();
+            panic!(
+                "the second agent with the name still runs after 30 s:\n{}",
+                std::fs::read_to_string(&twin.agent_log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = std::fs::read_to_string(&twin.agent_log).unwrap();
+    assert!(!status.success(), "the twin exits with an error: {log}");
+    assert!(
+        log.contains("another kelp-agent is already running as node \"e2e\""),
+        "the twin says why: {log}"
+    );
+    assert!(twin.pods().is_empty(), "the twin started nothing");
+    std::thread::sleep(Duration::from_secs(2));
+    let nodes = server.ok(&["get", "nodes"]);
+    assert!(
+        nodes
+            .lines()
+            .any(|l| l.starts_with("e2e ") && l.contains(" Ready")),
+        "the node stays Ready: {nodes}"
+    );
+    let pods = server.ok(&["get", "pods"]);
+    assert!(
+        pods.lines()
+            .any(|l| l.starts_with("web ") && l.contains("Running") && l.contains(" 0 ")),
+        "web keeps running, never restarted: {pods}"
+    );
+    assert_eq!(
+        node.monitor(&on_node[0].uid).monitor.pid,
+        web_monitor,
+        "same monitor"
+    );
+    drop(twin_bridge);
+
     // Deleted in the API: the node stops it.
     server.ok(&["delete", "pod", "web"]);
     node.wait_for("web gone from the node", Duration::from_secs(60), |n| {

@@ -7,19 +7,33 @@
 //! state. A desired state is handed to the agent only once it is verified: an envelope of
 //! the pinned cluster, signed by the pinned controller key, addressed to this node. Whether
 //! its generation is new is the agent's call, against the copy it persisted.
+//!
+//! **One agent per node name.** Each agent run connects with a client id of its own
+//! (`NODE.BOOTID`), so a second agent started with the same join file does not take the
+//! first one's session over (which would have them flap, each kicking the other off). Both
+//! watch the node's `status` topic: an agent that sees the birth of a *newer* run of its
+//! node publishes its own birth again; an agent that sees a *live* birth of an *older* run
+//! after connecting knows that run is alive, disconnects cleanly (no last will) and stops
+//! with an error saying why ([`Inbound::Refused`]). A desired state received in the first
+//! `claim_window` after the first connection is held back until the claim settled, so the
+//! refused agent starts nothing.
 
 pub mod node_info;
 pub mod report;
 
+use std::collections::BTreeSet;
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kelp_shared::join::JoinFile;
 use kelp_shared::wire::sign::verify;
 use kelp_shared::wire::{
-    Birth, ClusterId, DesiredState, Envelope, Offline, PublicKey, Reported, Topics, MAX_PACKET,
+    Birth, BootId, ClusterId, DesiredState, Envelope, MessageKind, Offline, PublicKey, Reported,
+    Topics, MAX_PACKET,
 };
-use rumqttc::{Client, Connection, Event, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{
+    Client, Connection, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, RecvTimeoutError,
+};
 
 /// How to reach the controller, from the node's join file.
 #[derive(Debug, Clone)]
@@ -37,6 +51,9 @@ pub struct LinkConfig {
     /// First wait before reconnecting, doubled up to `reconnect_max`.
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// How long after the first connection a received desired state is held back while
+    /// another live agent with this node's name could still answer (see the module docs).
+    pub claim_window: Duration,
 }
 
 impl LinkConfig {
@@ -60,6 +77,7 @@ impl LinkConfig {
             keepalive: Duration::from_secs(60),
             reconnect_min: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(60),
+            claim_window: Duration::from_secs(2),
         })
     }
 }
@@ -67,12 +85,43 @@ impl LinkConfig {
 /// What the link tells the agent.
 #[derive(Debug)]
 pub enum Inbound {
-    /// A (new) session is up: re-publish the reported state.
+    /// A (new) session is up and the node's name is this agent's: (re-)publish the reported
+    /// state.
     Connected,
     /// A verified desired state for this node, and the envelope bytes it came in (to persist).
     Desired(Box<DesiredState>, Vec<u8>),
     /// A message that was dropped, and why (logged by the agent).
     Dropped(String),
+    /// Another live agent runs as this node: this one must stop (the link has ended).
+    Refused(String),
+}
+
+/// What an agent does about the birth of another run of its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Its own birth, or one that proves nothing (a retained birth of an older run may be
+    /// left by a run that is gone).
+    Nothing,
+    /// A newer run appeared: publish our birth again, so it sees we are alive.
+    Assert,
+    /// An older run is alive: this run is the second agent with the name and must stop.
+    Refuse,
+}
+
+/// Decides about `other`, a birth seen on our node's `status` topic (`retained`: delivered
+/// as the retained message on subscription rather than live). `own` is this run's
+/// (start time, boot id); runs are ordered by start time, then boot id.
+pub fn claim(own: (u64, BootId), other: &Birth, retained: bool) -> Claim {
+    let theirs = (other.agent_start_unix_ms, other.boot_id);
+    if theirs == own {
+        Claim::Nothing
+    } else if theirs > own {
+        Claim::Assert
+    } else if retained {
+        Claim::Nothing
+    } else {
+        Claim::Refuse
+    }
 }
 
 /// The running link.
@@ -92,13 +141,15 @@ impl Link {
     ) -> anyhow::Result<Self> {
         let status = config.topics.status(&config.node)?;
         let will = Envelope::seal_message(config.cluster, &offline, false)?.encode();
-        let mut options = MqttOptions::new(config.node.clone(), config.host.clone(), config.port);
+        let client_id = format!("{}.{}", config.node, &offline.boot_id.to_string()[..8]);
+        let mut options = MqttOptions::new(client_id, config.host.clone(), config.port);
         options
             .set_credentials(config.username.clone(), config.password.clone())
             .set_keep_alive(config.keepalive)
             .set_max_packet_size(MAX_PACKET + 1024, MAX_PACKET + 1024)
-            // The broker keeps the subscription and queued QoS 1 desired states while offline.
-            .set_clean_session(false)
+            // A session per agent run; nothing is lost with it: the desired state is
+            // retained and comes again with every subscription.
+            .set_clean_session(true)
             .set_last_will(LastWill::new(status.clone(), will, QoS::AtLeastOnce, true));
         let (client, connection) = Client::new(options, 16);
         let (tx, inbox) = mpsc::channel();
@@ -153,41 +204,128 @@ fn run(
     };
     let mut seq = 0u64;
     let mut backoff = config.reconnect_min;
-    for event in connection.iter() {
-        match event {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff = config.reconnect_min;
-                seq += 1;
-                let _ = client.try_subscribe(desired_topic.clone(), QoS::AtLeastOnce);
-                match Envelope::seal_message(config.cluster, &birth(seq), false) {
-                    Ok(envelope) => {
-                        let _ = client.try_publish(
-                            status.clone(),
-                            QoS::AtLeastOnce,
-                            true,
-                            envelope.encode(),
-                        );
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Inbound::Dropped(format!("birth not sent: {e}")));
-                    }
-                }
-                if tx.send(Inbound::Connected).is_err() {
+    // This run's (start time, boot id), known from its first birth.
+    let mut own: Option<(u64, BootId)> = None;
+    let mut asserted: BTreeSet<BootId> = BTreeSet::new();
+    // Until the name claim settles: when it does, and the newest desired state held back.
+    let mut claim_until: Option<Instant> = None;
+    let mut claimed = false;
+    let mut connected = false;
+    let mut held: Option<Inbound> = None;
+    let publish_birth =
+        |client: &Client, birth: &Birth, tx: &Sender<Inbound>| match Envelope::seal_message(
+            config.cluster,
+            birth,
+            false,
+        ) {
+            Ok(envelope) => {
+                let _ =
+                    client.try_publish(status.clone(), QoS::AtLeastOnce, true, envelope.encode());
+            }
+            Err(e) => {
+                let _ = tx.send(Inbound::Dropped(format!("birth not sent: {e}")));
+            }
+        };
+    loop {
+        let wait = claim_until
+            .map(|t| t.saturating_duration_since(Instant::now()))
+            .unwrap_or(Duration::from_secs(3600))
+            .max(Duration::from_millis(1));
+        let event = match connection.recv_timeout(wait) {
+            Ok(event) => Some(event),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        if !claimed && claim_until.is_some_and(|t| Instant::now() >= t) {
+            claimed = true;
+            claim_until = None;
+            let mut settled: Vec<Inbound> = held.take().into_iter().collect();
+            if connected {
+                settled.push(Inbound::Connected);
+            }
+            for message in settled {
+                if tx.send(message).is_err() {
                     return;
                 }
             }
-            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == desired_topic => {
+        }
+        match event {
+            None => {}
+            Some(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                backoff = config.reconnect_min;
+                seq += 1;
+                if !claimed && claim_until.is_none() {
+                    claim_until = Some(Instant::now() + config.claim_window);
+                }
+                let _ = client.try_subscribe(desired_topic.clone(), QoS::AtLeastOnce);
+                let _ = client.try_subscribe(status.clone(), QoS::AtLeastOnce);
+                let b = birth(seq);
+                own = Some((b.agent_start_unix_ms, b.boot_id));
+                publish_birth(&client, &b, &tx);
+                connected = true;
+                // The agent reports once the name is ours (see the module docs).
+                if claimed && tx.send(Inbound::Connected).is_err() {
+                    return;
+                }
+            }
+            Some(Ok(Event::Incoming(Packet::Publish(p)))) if p.topic == desired_topic => {
                 let message = match open_desired(&p.payload, &config) {
                     Ok(Some(state)) => Inbound::Desired(Box::new(state), p.payload.to_vec()),
                     Ok(None) => continue,
                     Err(why) => Inbound::Dropped(format!("desired state dropped: {why}")),
                 };
-                if tx.send(message).is_err() {
+                if !claimed && matches!(message, Inbound::Desired(..)) {
+                    held = Some(message);
+                } else if tx.send(message).is_err() {
                     return;
                 }
             }
-            Ok(_) => {}
-            Err(e) => {
+            Some(Ok(Event::Incoming(Packet::Publish(p)))) if p.topic == status => {
+                let Some(own) = own else { continue };
+                let Some(other) = open_birth(&p.payload, &config) else {
+                    continue;
+                };
+                match claim(own, &other, p.retain) {
+                    Claim::Nothing => {}
+                    Claim::Assert => {
+                        if asserted.insert(other.boot_id) {
+                            tracing::warn!(
+                                "another kelp-agent (boot id {}) connected as node {:?}; it will be refused",
+                                other.boot_id,
+                                config.node
+                            );
+                            publish_birth(&client, &birth(seq), &tx);
+                        }
+                    }
+                    Claim::Refuse => {
+                        let why = format!(
+                            "another kelp-agent is already running as node {:?} (boot id {}, started {}); \
+                             refusing to run a second agent with the same name: stop the other one, or \
+                             join this machine under a name of its own (kelp node add NAME)",
+                            config.node,
+                            other.boot_id,
+                            chrono::DateTime::from_timestamp_millis(other.agent_start_unix_ms as i64)
+                                .map(|t| t.to_rfc3339())
+                                .unwrap_or_default(),
+                        );
+                        // A clean DISCONNECT: the broker publishes no last will for us.
+                        let _ = client.try_disconnect();
+                        let until = Instant::now() + Duration::from_secs(2);
+                        while Instant::now() < until {
+                            match connection.recv_timeout(Duration::from_millis(200)) {
+                                Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) | Ok(Err(_)) => break,
+                                Ok(Ok(_)) | Err(RecvTimeoutError::Timeout) => {}
+                                Err(RecvTimeoutError::Disconnected) => break,
+                            }
+                        }
+                        let _ = tx.send(Inbound::Refused(why));
+                        return;
+                    }
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                connected = false;
                 tracing::warn!(
                     "MQTT connection to {}:{}: {e}; retrying in {backoff:?}",
                     config.host,
@@ -198,6 +336,16 @@ fn run(
             }
         }
     }
+}
+
+/// A birth on our node's `status` topic (of our cluster), or None for anything else.
+fn open_birth(payload: &[u8], config: &LinkConfig) -> Option<Birth> {
+    let envelope = Envelope::decode(payload).ok()?;
+    if envelope.cluster != config.cluster || envelope.kind != MessageKind::Birth {
+        return None;
+    }
+    let birth: Birth = envelope.open().ok()?;
+    (birth.node == config.node).then_some(birth)
 }
 
 /// A desired-state payload, checked: None for an empty (deleted) retained message.

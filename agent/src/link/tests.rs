@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use kelp_shared::wire::sign::{sign, SigningKey};
-use kelp_shared::wire::{ClusterId, DesiredState, Envelope, Generation, Topics};
+use kelp_shared::wire::{BootId, ClusterId, DesiredState, Envelope, Generation, Topics};
 
 use super::{open_desired, LinkConfig};
 
@@ -22,6 +22,7 @@ fn config(key: &SigningKey, cluster: ClusterId) -> LinkConfig {
         keepalive: Duration::from_secs(60),
         reconnect_min: Duration::from_secs(1),
         reconnect_max: Duration::from_secs(60),
+        claim_window: Duration::from_secs(2),
     }
 }
 
@@ -92,5 +93,54 @@ fn unsigned_foreign_and_misaddressed_states_are_dropped_with_a_reason() {
     for (payload, says) in cases {
         let why = open_desired(&payload, &c).unwrap_err();
         assert!(why.contains(says), "{why:?} should say {says:?}");
+    }
+}
+
+#[test]
+fn one_agent_per_node_name() {
+    use super::{claim, Claim};
+    let own = (1_000, BootId([5; 16]));
+    let run = |start: u64, id: u8| {
+        let mut b = birth_for_claim();
+        b.agent_start_unix_ms = start;
+        b.boot_id = BootId([id; 16]);
+        b
+    };
+    // Our own birth coming back proves nothing.
+    assert_eq!(claim(own, &run(1_000, 5), false), Claim::Nothing);
+    assert_eq!(claim(own, &run(1_000, 5), true), Claim::Nothing);
+    // A newer run appeared (live or retained): we say we are alive.
+    assert_eq!(claim(own, &run(2_000, 1), false), Claim::Assert);
+    assert_eq!(claim(own, &run(2_000, 1), true), Claim::Assert);
+    // Same start time: the boot id breaks the tie, the same way on both sides.
+    assert_eq!(claim(own, &run(1_000, 9), false), Claim::Assert);
+    assert_eq!(
+        claim((1_000, BootId([9; 16])), &run(1_000, 5), false),
+        Claim::Refuse
+    );
+    // An older run: a retained birth may be left by a run that is gone; a live one is not.
+    assert_eq!(claim(own, &run(500, 7), true), Claim::Nothing);
+    assert_eq!(claim(own, &run(500, 7), false), Claim::Refuse);
+}
+
+fn birth_for_claim() -> kelp_shared::wire::Birth {
+    kelp_shared::wire::Birth {
+        node: "pi".into(),
+        boot_id: BootId([0; 16]),
+        agent_start_unix_ms: 0,
+        seq: 1,
+        agent_version: "0".into(),
+        wire_versions: vec![1],
+        os: "linux".into(),
+        arch: "arm64".into(),
+        kernel: "6.6".into(),
+        capacity: kelp_shared::wire::Resources {
+            cpu_millis: 1000,
+            memory_bytes: 1 << 30,
+            pods: 110,
+        },
+        cgroup_version: 2,
+        addresses: vec![],
+        labels: vec![],
     }
 }

@@ -53,7 +53,13 @@ pub fn authorize(
     if user == CONTROLLER_USER {
         return eq(password, controller_password);
     }
-    if !valid_node_name(user) || client_id != user {
+    // A node's client id is its name, or its name and a suffix (`NODE.BOOTID`: one per agent
+    // run, so a second agent with the name does not take the first one's session over).
+    let own_id = client_id == user
+        || client_id
+            .strip_prefix(user)
+            .is_some_and(|rest| rest.starts_with('.'));
+    if !valid_node_name(user) || !own_id {
         return false;
     }
     if store.get(&Key::new("Node", "", user)).is_none() {

@@ -579,7 +579,10 @@ impl Hub {
     async fn on_birth(&mut self, birth: Birth) -> Result<(), HubError> {
         let run = (birth.boot_id, birth.agent_start_unix_ms, birth.seq);
         if let Some(prev) = self.births.get(&birth.node) {
-            if (run.1, run.2) < (prev.1, prev.2) {
+            // Within one agent run, messages are ordered by sequence; across runs the broker's
+            // order stands (a second agent with the node's name is refused by the first, which
+            // then publishes again).
+            if prev.0 == run.0 && (run.1, run.2) < (prev.1, prev.2) {
                 return Ok(());
             }
         }
@@ -629,7 +632,10 @@ impl Hub {
     async fn on_reported(&mut self, reported: Reported) -> Result<(), HubError> {
         let run = (reported.boot_id, reported.agent_start_unix_ms, reported.seq);
         if let Some(prev) = self.reports.get(&reported.node) {
-            if (run.1, run.2) < (prev.1, prev.2) {
+            // Within one agent run, messages are ordered by sequence; across runs the broker's
+            // order stands (a second agent with the node's name is refused by the first, which
+            // then publishes again).
+            if prev.0 == run.0 && (run.1, run.2) < (prev.1, prev.2) {
                 return Ok(());
             }
         }
