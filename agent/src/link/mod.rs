@@ -7,9 +7,14 @@
 //! state. A desired state is handed to the agent only once it is verified: an envelope of
 //! the pinned cluster, signed by the pinned controller key, addressed to this node. Whether
 //! its generation is new is the agent's call, against the copy it persisted.
+//!
+//! Requests (`cmd/+/req`, subscribed on every CONNACK too) are verified the same way, plus
+//! their deadline ([`request`]), and handed straight from the link thread to the request
+//! handler, which answers each on a thread of its own: the agent's loop never sees them.
 
 pub mod node_info;
 pub mod report;
+pub mod request;
 
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
@@ -17,7 +22,8 @@ use std::time::Duration;
 use kelp_shared::join::JoinFile;
 use kelp_shared::wire::sign::verify;
 use kelp_shared::wire::{
-    Birth, ClusterId, DesiredState, Envelope, Offline, PublicKey, Reported, Topics, MAX_PACKET,
+    Birth, ClusterId, DesiredState, Envelope, Offline, PublicKey, Reported, Request, TopicKind,
+    Topics, MAX_PACKET,
 };
 use rumqttc::{Client, Connection, Event, LastWill, MqttOptions, Packet, QoS};
 
@@ -75,6 +81,9 @@ pub enum Inbound {
     Dropped(String),
 }
 
+/// Takes each verified request with the responder that answers it; must not block.
+pub type RequestHandler = Box<dyn Fn(Request, request::Responder) + Send>;
+
 /// The running link.
 pub struct Link {
     client: Client,
@@ -84,11 +93,12 @@ pub struct Link {
 
 impl Link {
     /// Connects in the background; `birth` is called for each new session (its `seq` counts
-    /// sessions).
+    /// sessions); verified requests go to `requests` (without one, they are dropped).
     pub fn start(
         config: LinkConfig,
         offline: Offline,
         mut birth: impl FnMut(u64) -> Birth + Send + 'static,
+        requests: Option<RequestHandler>,
     ) -> anyhow::Result<Self> {
         let status = config.topics.status(&config.node)?;
         let will = Envelope::seal_message(config.cluster, &offline, false)?.encode();
@@ -114,6 +124,7 @@ impl Link {
                     status,
                     tx,
                     &mut birth,
+                    requests,
                 )
             })?;
         Ok(Self {
@@ -143,6 +154,7 @@ fn run(
     status: String,
     tx: Sender<Inbound>,
     birth: &mut dyn FnMut(u64) -> Birth,
+    requests: Option<RequestHandler>,
 ) {
     let desired_topic = match config.topics.desired(&config.node) {
         Ok(t) => t,
@@ -151,6 +163,8 @@ fn run(
             return;
         }
     };
+    let requests_topic = config.topics.node_cmd_req(&config.node).ok();
+    let mut seen = request::Seen::default();
     let mut seq = 0u64;
     let mut backoff = config.reconnect_min;
     for event in connection.iter() {
@@ -159,6 +173,9 @@ fn run(
                 backoff = config.reconnect_min;
                 seq += 1;
                 let _ = client.try_subscribe(desired_topic.clone(), QoS::AtLeastOnce);
+                if let Some(topic) = &requests_topic {
+                    let _ = client.try_subscribe(topic.clone(), QoS::AtLeastOnce);
+                }
                 match Envelope::seal_message(config.cluster, &birth(seq), false) {
                     Ok(envelope) => {
                         let _ = client.try_publish(
@@ -185,6 +202,41 @@ fn run(
                 if tx.send(message).is_err() {
                     return;
                 }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let Some((node, TopicKind::CmdReq(name))) = config.topics.parse(&p.topic) else {
+                    continue;
+                };
+                if node != config.node {
+                    continue;
+                }
+                let now = request::now_unix_ms();
+                let request = match request::open_request(&p.payload, &config, now) {
+                    Ok(request) => request,
+                    Err(why) => {
+                        let why = format!("request on {} dropped: {why}", p.topic);
+                        if tx.send(Inbound::Dropped(why)).is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                if !seen.first_time(request.id, request.deadline_unix_ms, now) {
+                    continue;
+                }
+                let (Some(handler), Ok(topic)) =
+                    (&requests, config.topics.cmd_resp(&config.node, &name))
+                else {
+                    continue;
+                };
+                let responder = request::Responder::new(
+                    client.clone(),
+                    topic,
+                    config.cluster,
+                    request.id,
+                    request.deadline_unix_ms,
+                );
+                handler(request, responder);
             }
             Ok(_) => {}
             Err(e) => {
