@@ -84,6 +84,8 @@ impl Output {
 
 /// Stops the helper: hangs up (it kills the command), then kills it if it lingers.
 fn stop_helper(mut child: Child, control: UnixStream) {
+    // Shut down, not just closed: a clone of the socket (the result reader) may live on.
+    let _ = control.shutdown(std::net::Shutdown::Both);
     drop(control);
     let until = Instant::now() + HELPER_GRACE;
     while Instant::now() < until {
