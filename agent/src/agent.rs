@@ -178,8 +178,15 @@ impl Agent {
         let records = state.pods()?;
         let link = match &config.link {
             Some(link_config) => {
-                let requests = crate::requests::Requests::new(config.runtime.clone(), &config.node_name);
-                Some(start_link(link_config, &state, &config.node_name, node_ip, requests)?)
+                let requests =
+                    crate::requests::Requests::new(config.runtime.clone(), &config.node_name);
+                Some(start_link(
+                    link_config,
+                    &state,
+                    &config.node_name,
+                    node_ip,
+                    requests,
+                )?)
             }
             None => None,
         };

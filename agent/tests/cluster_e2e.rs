@@ -219,7 +219,10 @@ fn kelp_logs_and_exec_are_answered_by_the_pods_node() {
         (out.status.success() && stdout.contains("three")).then_some(stdout)
     });
     assert_eq!(logs, "one\ntwo\nthree\n");
-    assert_eq!(server.ok(&["logs", "web", "-c", "c", "--tail", "1"]), "three\n");
+    assert_eq!(
+        server.ok(&["logs", "web", "-c", "c", "--tail", "1"]),
+        "three\n"
+    );
     // No -c: the first container, said on stderr as kubectl does.
     let out = server.kelp(&["logs", "pod/web"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -284,10 +287,7 @@ fn kelp_logs_and_exec_are_answered_by_the_pods_node() {
         .recv_timeout(Duration::from_secs(30))
         .expect("logs -f streams the line printed later");
     assert_eq!(line, "later");
-    assert!(
-        follow.0.try_wait().unwrap().is_none(),
-        "still following"
-    );
+    assert!(follow.0.try_wait().unwrap().is_none(), "still following");
     drop(follow);
 
     // Errors name what is missing.
@@ -316,7 +316,15 @@ fn kelp_logs_and_exec_are_answered_by_the_pods_node() {
     // A command past its deadline is killed, and said so.
     let started = Instant::now();
     let out = server.kelp(&[
-        "exec", "web", "-c", "c", "--timeout", "1", "--", "sleep", "37",
+        "exec",
+        "web",
+        "-c",
+        "c",
+        "--timeout",
+        "1",
+        "--",
+        "sleep",
+        "37",
     ]);
     assert!(!out.status.success());
     assert!(

@@ -133,10 +133,12 @@ impl Responder {
             }
         };
         loop {
-            match self
-                .client
-                .try_publish(self.topic.clone(), QoS::AtLeastOnce, false, payload.clone())
-            {
+            match self.client.try_publish(
+                self.topic.clone(),
+                QoS::AtLeastOnce,
+                false,
+                payload.clone(),
+            ) {
                 Ok(()) => {
                     self.seq += 1;
                     return true;

@@ -425,7 +425,10 @@ mod tests {
             until: b.map(at),
         };
         assert_eq!(in_window(w.path(), run(20, None), None), numbered(20..30));
-        assert_eq!(in_window(w.path(), run(10, Some(20)), None), numbered(10..20));
+        assert_eq!(
+            in_window(w.path(), run(10, Some(20)), None),
+            numbered(10..20)
+        );
         // The tail of the middle run is its own last lines, not the log's.
         assert_eq!(
             in_window(w.path(), run(10, Some(20)), Some(3)),
@@ -436,7 +439,10 @@ mod tests {
             in_window(w.path(), run(25, None), Some(100)),
             numbered(25..30)
         );
-        assert_eq!(in_window(w.path(), run(40, None), Some(5)), Vec::<String>::new());
+        assert_eq!(
+            in_window(w.path(), run(40, None), Some(5)),
+            Vec::<String>::new()
+        );
         assert_eq!(in_window(w.path(), Window::ALL, Some(2)), numbered(28..30));
     }
 

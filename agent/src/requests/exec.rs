@@ -147,9 +147,11 @@ pub fn serve(
         }
     };
     let mut result_line = String::new();
-    let reader = control
-        .try_clone()
-        .and_then(|c| rustix::fs::fcntl_setfl(&c, rustix::fs::OFlags::NONBLOCK).map(|()| c).map_err(io::Error::from));
+    let reader = control.try_clone().and_then(|c| {
+        rustix::fs::fcntl_setfl(&c, rustix::fs::OFlags::NONBLOCK)
+            .map(|()| c)
+            .map_err(io::Error::from)
+    });
     let mut reader = match reader {
         Ok(reader) => BufReader::new(reader),
         Err(e) => {

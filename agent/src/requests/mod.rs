@@ -170,7 +170,13 @@ impl Job<'_> {
 
     /// Finds a pod and one of its containers on this node.
     pub fn locate(&self, namespace: &str, pod: &str, container: &str) -> Result<Located, String> {
-        locate(&self.requests.runtime.run_dir, &self.requests.node, namespace, pod, container)
+        locate(
+            &self.requests.runtime.run_dir,
+            &self.requests.node,
+            namespace,
+            pod,
+            container,
+        )
     }
 }
 

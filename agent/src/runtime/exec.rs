@@ -22,7 +22,9 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
-use rustix::process::{pidfd_open, pidfd_send_signal, waitpid, Pid, PidfdFlags, Signal, WaitOptions};
+use rustix::process::{
+    pidfd_open, pidfd_send_signal, waitpid, Pid, PidfdFlags, Signal, WaitOptions,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::probe::check::ExecUser;
@@ -117,9 +119,11 @@ pub fn helper_main(
     rustix::process::set_child_subreaper(Some(me))?;
     let user = match ExecUser::from_bundle(bundle) {
         Ok(user) => user,
-        Err(e) => return report(&HelperResult::Failed {
-            error: e.to_string(),
-        }),
+        Err(e) => {
+            return report(&HelperResult::Failed {
+                error: e.to_string(),
+            })
+        }
     };
     let stdin = OwnedFd::from(File::open("/dev/null")?);
     let stdout = std::io::stdout().as_fd().try_clone_to_owned()?;

@@ -87,7 +87,10 @@ pub fn pick_container(pod: &Value, name: &str, asked: Option<&str>) -> Result<St
 
 /// The pod's node and the container, checked; fails when the node cannot answer now.
 fn target(state: &ApiState, key: &Key, container: Option<&str>) -> Result<(String, String)> {
-    let pod = state.store.get(key).ok_or_else(|| ApiError::not_found(key))?;
+    let pod = state
+        .store
+        .get(key)
+        .ok_or_else(|| ApiError::not_found(key))?;
     let container = pick_container(&pod.object, &key.name, container)?;
     let node = pod.object["spec"]["nodeName"]
         .as_str()
@@ -112,7 +115,9 @@ fn target(state: &ApiState, key: &Key, container: Option<&str>) -> Result<(Strin
         return Err(ApiError::unavailable(format!(
             "node {node:?} of pod {} is not connected: {}",
             key.name,
-            ready["message"].as_str().unwrap_or("its Ready condition is Unknown")
+            ready["message"]
+                .as_str()
+                .unwrap_or("its Ready condition is Unknown")
         )));
     }
     Ok((node, container))
@@ -273,7 +278,9 @@ pub async fn exec(state: &ApiState, key: &Key, q: &Query) -> Result<Response> {
             ResponseBody::Chunk(bytes) => out.add(&bytes),
             ResponseBody::Stderr(bytes) => err.add(&bytes),
             ResponseBody::End { exit_code } => break exit_code,
-            ResponseBody::Error(message) if message.contains("did not finish before its deadline") => {
+            ResponseBody::Error(message)
+                if message.contains("did not finish before its deadline") =>
+            {
                 return Err(ApiError::timeout(format!("{message} (node {node:?})")))
             }
             ResponseBody::Error(message) => return Err(node_error(&node, message)),

@@ -60,10 +60,7 @@ pub fn default_container(pod: &Value) -> Result<String, ApiError> {
         (Some(name), _) => Ok(name.to_string()),
         (None, [only]) => Ok(only.to_string()),
         (None, [first, ..]) => {
-            eprintln!(
-                "Defaulted container {first:?} out of: {}",
-                names.join(", ")
-            );
+            eprintln!("Defaulted container {first:?} out of: {}", names.join(", "));
             Ok(first.to_string())
         }
         (None, []) => Err(ApiError::Other(format!(
@@ -105,11 +102,7 @@ fn logs(ctx: &Context, args: &LogsArgs) -> Result<(), ApiError> {
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(ApiError::Other(format!(
-                    "the log stream broke off: {e}"
-                )))
-            }
+            Err(e) => return Err(ApiError::Other(format!("the log stream broke off: {e}"))),
         };
         // A closed stdout (`| head`) ends the command quietly.
         if out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {

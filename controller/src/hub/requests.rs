@@ -175,10 +175,12 @@ impl NodeRequests {
             node: node.to_string(),
             body,
         };
-        let payload = self.encode(&request).map_err(|source| RequestError::Encode {
-            node: node.to_string(),
-            source,
-        })?;
+        let payload = self
+            .encode(&request)
+            .map_err(|source| RequestError::Encode {
+                node: node.to_string(),
+                source,
+            })?;
         let (tx, rx) = mpsc::channel(QUEUE);
         self.lock().insert(
             id,
@@ -345,9 +347,12 @@ mod tests {
 
     use super::*;
 
+    /// A published (topic, payload).
+    type Published = (String, Vec<u8>);
+
     /// Records what is published.
     #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<(String, Vec<u8>)>>>);
+    struct Captured(Arc<Mutex<Vec<Published>>>);
 
     impl RequestPublisher for Captured {
         fn publish_request(&self, topic: &str, payload: Vec<u8>) -> bool {
@@ -367,7 +372,12 @@ mod tests {
         }
     }
 
-    fn setup() -> (Arc<NodeRequests>, Captured, Arc<Identity>, tempfile::TempDir) {
+    fn setup() -> (
+        Arc<NodeRequests>,
+        Captured,
+        Arc<Identity>,
+        tempfile::TempDir,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let identity = Arc::new(Identity::load_or_create(dir.path()).unwrap());
         let captured = Captured::default();
@@ -398,7 +408,11 @@ mod tests {
             order.accept(0, chunk("a")).unwrap(),
             vec![chunk("a"), chunk("b")]
         );
-        assert_eq!(order.accept(0, chunk("a")).unwrap(), vec![], "old duplicate");
+        assert_eq!(
+            order.accept(0, chunk("a")).unwrap(),
+            vec![],
+            "old duplicate"
+        );
         assert_eq!(order.accept(2, chunk("c")).unwrap(), vec![chunk("c")]);
         // A gap that never fills: held up to a limit, then an error.
         let mut order = Reorder::default();
@@ -450,7 +464,10 @@ mod tests {
         assert!(requests.deliver(topic, &response(cluster, id + 1000, 0, chunk("x"))));
         assert!(requests.deliver(topic, b"garbage"));
         // Out of order and duplicated.
-        requests.deliver(topic, &response(cluster, id, 1, ResponseBody::Stderr(b"e".to_vec())));
+        requests.deliver(
+            topic,
+            &response(cluster, id, 1, ResponseBody::Stderr(b"e".to_vec())),
+        );
         requests.deliver(topic, &response(cluster, id, 0, chunk("o")));
         requests.deliver(topic, &response(cluster, id, 0, chunk("o")));
         requests.deliver(
@@ -458,7 +475,10 @@ mod tests {
             &response(cluster, id, 2, ResponseBody::End { exit_code: Some(3) }),
         );
         assert_eq!(stream.next().await, Some(chunk("o")));
-        assert_eq!(stream.next().await, Some(ResponseBody::Stderr(b"e".to_vec())));
+        assert_eq!(
+            stream.next().await,
+            Some(ResponseBody::Stderr(b"e".to_vec()))
+        );
         assert_eq!(
             stream.next().await,
             Some(ResponseBody::End { exit_code: Some(3) })
