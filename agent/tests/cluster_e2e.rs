@@ -313,6 +313,22 @@ fn kelp_logs_and_exec_are_answered_by_the_pods_node() {
         "{}",
         text(&out.stderr)
     );
+    // A command silent for longer than the node is given to start answering (15 s) is
+    // waited for.
+    assert_eq!(
+        server.ok(&[
+            "exec",
+            "web",
+            "-c",
+            "side",
+            "--",
+            "sh",
+            "-c",
+            "sleep 17; echo done"
+        ]),
+        "done\n"
+    );
+
     // A command past its deadline is killed, and said so.
     let started = Instant::now();
     let out = server.kelp(&[

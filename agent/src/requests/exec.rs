@@ -132,6 +132,14 @@ pub fn serve(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("exec in {what}: starting the exec helper: {e}"))?;
+    // An empty first chunk tells the controller the node has the request, however long the
+    // command then stays silent.
+    if !responder.send(ResponseBody::Chunk(Vec::new())) {
+        stop_helper(child, control);
+        return Err(format!(
+            "exec in {what}: the response could not be published"
+        ));
+    }
     let pipes = (child.stdout.take(), child.stderr.take());
     let (Some(stdout), Some(stderr)) = pipes else {
         stop_helper(child, control);
