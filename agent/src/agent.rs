@@ -190,7 +190,17 @@ impl Agent {
         let state = LocalState::open(&config.runtime.state_dir.join("agent.redb"))?;
         let records = state.pods()?;
         let link = match &config.link {
-            Some(link_config) => Some(start_link(link_config, &state, &config.node_name, node_ip)?),
+            Some(link_config) => {
+                let requests =
+                    crate::requests::Requests::new(config.runtime.clone(), &config.node_name);
+                Some(start_link(
+                    link_config,
+                    &state,
+                    &config.node_name,
+                    node_ip,
+                    requests,
+                )?)
+            }
             None => None,
         };
         Ok(Self {
@@ -1040,6 +1050,7 @@ fn start_link(
     state: &LocalState,
     node_name: &str,
     node_ip: Option<Ipv4Addr>,
+    requests: crate::requests::Requests,
 ) -> Result<LinkState> {
     let desired = match state.desired()? {
         Some(bytes) => match open_desired(&bytes, config) {
@@ -1068,7 +1079,12 @@ fn start_link(
         node: node_name.to_string(),
         boot_id,
     };
-    let link = Link::start(config.clone(), offline, move |seq| info.birth(seq))?;
+    let link = Link::start(
+        config.clone(),
+        offline,
+        move |seq| info.birth(seq),
+        Some(requests.handler()),
+    )?;
     Ok(LinkState {
         link,
         config: config.clone(),

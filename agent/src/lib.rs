@@ -10,6 +10,7 @@ pub mod network;
 pub mod pod;
 pub mod preflight;
 pub mod probe;
+pub mod requests;
 pub mod runtime;
 pub mod static_pods;
 pub mod store;

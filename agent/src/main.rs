@@ -65,6 +65,23 @@ enum Command {
     /// PID 1 of a pod's shared PID namespace (started by the monitor).
     #[command(hide = true)]
     Pause,
+    /// Runs a command in a running container for `kelp exec` (started by the agent; its
+    /// stdin is the agent's control socket).
+    #[command(hide = true, name = kelp_agent::runtime::exec::HELPER_COMMAND)]
+    ExecHelper {
+        /// libcontainer's root directory of the pod.
+        #[arg(long)]
+        root: PathBuf,
+        /// The container.
+        #[arg(long)]
+        container: String,
+        /// The container's bundle (for its user and working directory).
+        #[arg(long)]
+        bundle: PathBuf,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 #[derive(Args)]
@@ -199,6 +216,12 @@ fn run(cli: Cli) -> Result<()> {
             kelp_agent::runtime::monitor::main(&pod_dir)?
         }
         Command::Pause => kelp_agent::runtime::monitor::pause(),
+        Command::ExecHelper {
+            root,
+            container,
+            bundle,
+            command,
+        } => kelp_agent::runtime::exec::helper_main(&root, &container, &bundle, &command)?,
         Command::Preflight => {
             let report = kelp_agent::preflight::run(&kelp_agent::preflight::Env::host());
             report.print();

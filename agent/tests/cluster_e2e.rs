@@ -229,3 +229,209 @@ fn pod_applied_to_the_api_runs_on_its_node_and_reports_back() {
         n.pods().is_empty().then_some(())
     });
 }
+
+/// A child process killed and reaped on drop (a followed `kelp logs -f`).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn kelp_logs_and_exec_are_answered_by_the_pods_node() {
+    let mut node = Node::new("requests");
+    let server = Server::start(&node.base, "10.42.0.0/16");
+    let join = node.base.join("join.yaml");
+    server.ok(&["node", "add", "e2e", "-o", join.to_str().unwrap()]);
+    node.extra_args = vec!["--join-file".into(), join.display().to_string()];
+    node.start_agent();
+    node.wait_for("node e2e Ready in the API", Duration::from_secs(60), |_| {
+        let out = server.kelp(&["get", "nodes"]);
+        text(&out.stdout)
+            .lines()
+            .any(|l| l.starts_with("e2e ") && l.contains(" Ready"))
+            .then_some(())
+    });
+
+    // `c` prints three lines, then one more each time /tmp/go appears.
+    let script = "echo one; echo two; echo three; while true; do if [ -f /tmp/go ]; then rm /tmp/go; echo later; fi; sleep 1; done";
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  nodeName: e2e\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, {script:?}]\n  - name: side\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"
+    );
+    let file = node.base.join("web.yaml");
+    std::fs::write(&file, pod).unwrap();
+    server.ok(&["apply", "-f", file.to_str().unwrap()]);
+    node.wait_for("web Running in the API", Duration::from_secs(90), |_| {
+        text(&server.kelp(&["get", "pods"]).stdout)
+            .lines()
+            .any(|l| l.starts_with("web ") && l.contains("2/2") && l.contains("Running"))
+            .then_some(())
+    });
+
+    // The lines the container printed, from its node.
+    let logs = node.wait_for("web's three lines", Duration::from_secs(30), |_| {
+        let out = server.kelp(&["logs", "web", "-c", "c"]);
+        let stdout = text(&out.stdout);
+        (out.status.success() && stdout.contains("three")).then_some(stdout)
+    });
+    assert_eq!(logs, "one\ntwo\nthree\n");
+    assert_eq!(
+        server.ok(&["logs", "web", "-c", "c", "--tail", "1"]),
+        "three\n"
+    );
+    // No -c: the first container, said on stderr as kubectl does.
+    let out = server.kelp(&["logs", "pod/web"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "one\ntwo\nthree\n");
+    assert!(
+        text(&out.stderr).contains("Defaulted container \"c\" out of: c, side"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // exec: stdout, stderr and the exit code of a command run in the container.
+    let out = server.kelp(&[
+        "exec",
+        "web",
+        "-c",
+        "c",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(text(&out.stdout), "out\n");
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("err\n"), "{stderr}");
+    assert!(
+        stderr.contains("command terminated with exit code 3"),
+        "{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(3));
+    // It runs inside the container: its root is the image's, its hostname the pod's.
+    assert_eq!(
+        server.ok(&["exec", "web", "-c", "side", "--", "hostname"]),
+        "web\n"
+    );
+
+    // logs -f streams a line printed after it started.
+    let follow = Command::new(kelp_bin())
+        .args(["logs", "-f", "web", "-c", "c"])
+        .env("KELP_CONFIG", &server.config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut follow = Killed(follow);
+    let stdout = follow.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !seen.iter().any(|l| l == "three") {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("logs -f printed the first lines: {seen:?}"));
+        seen.push(line);
+    }
+    server.ok(&["exec", "web", "-c", "c", "--", "touch", "/tmp/go"]);
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("logs -f streams the line printed later");
+    assert_eq!(line, "later");
+    assert!(follow.0.try_wait().unwrap().is_none(), "still following");
+    drop(follow);
+
+    // Errors name what is missing.
+    let out = server.kelp(&["exec", "web", "-c", "nope", "--", "true"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("container nope is not valid for pod web"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = server.kelp(&["logs", "web", "-c", "c", "--previous"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr)
+            .contains("previous terminated container \"c\" in pod default/web not found"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = server.kelp(&["exec", "web", "-c", "c", "--", "/no/such/binary"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("/no/such/binary"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A command silent for longer than the node is given to start answering (15 s) is
+    // waited for.
+    assert_eq!(
+        server.ok(&[
+            "exec",
+            "web",
+            "-c",
+            "side",
+            "--",
+            "sh",
+            "-c",
+            "sleep 17; echo done"
+        ]),
+        "done\n"
+    );
+
+    // A command past its deadline is killed, and said so.
+    let started = Instant::now();
+    let out = server.kelp(&[
+        "exec",
+        "web",
+        "-c",
+        "c",
+        "--timeout",
+        "1",
+        "--",
+        "sleep",
+        "37",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("did not finish before its deadline; it was killed"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let ps = server.ok(&["exec", "web", "-c", "c", "--", "ps"]);
+    assert!(!ps.contains("sleep 37"), "the killed command is gone: {ps}");
+    let out = server.kelp(&["logs", "nosuch"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("pods \"nosuch\" not found"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A node that does not answer: an error naming it, in bounded time (the node's pods
+    // are removed when `node` drops).
+    node.kill_agent();
+    let started = Instant::now();
+    let out = server.kelp(&["logs", "web", "-c", "c"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("node \"e2e\""),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}

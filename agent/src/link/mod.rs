@@ -17,9 +17,14 @@
 //! with an error saying why ([`Inbound::Refused`]). A desired state received in the first
 //! `claim_window` after the first connection is held back until the claim settled, so the
 //! refused agent starts nothing.
+//!
+//! Requests (`cmd/+/req`, subscribed on every CONNACK too) are verified the same way, plus
+//! their deadline ([`request`]), and handed straight from the link thread to the request
+//! handler, which answers each on a thread of its own: the agent's loop never sees them.
 
 pub mod node_info;
 pub mod report;
+pub mod request;
 
 use std::collections::BTreeSet;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -29,7 +34,7 @@ use kelp_shared::join::JoinFile;
 use kelp_shared::wire::sign::verify;
 use kelp_shared::wire::{
     Birth, BootId, ClusterId, DesiredState, Envelope, MessageKind, Offline, PublicKey, Reported,
-    Topics, MAX_PACKET,
+    Request, TopicKind, Topics, MAX_PACKET,
 };
 use rumqttc::{
     Client, Connection, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, RecvTimeoutError,
@@ -124,6 +129,9 @@ pub fn claim(own: (u64, BootId), other: &Birth, retained: bool) -> Claim {
     }
 }
 
+/// Takes each verified request with the responder that answers it; must not block.
+pub type RequestHandler = Box<dyn Fn(Request, request::Responder) + Send>;
+
 /// The running link.
 pub struct Link {
     client: Client,
@@ -133,11 +141,12 @@ pub struct Link {
 
 impl Link {
     /// Connects in the background; `birth` is called for each new session (its `seq` counts
-    /// sessions).
+    /// sessions); verified requests go to `requests` (without one, they are dropped).
     pub fn start(
         config: LinkConfig,
         offline: Offline,
         mut birth: impl FnMut(u64) -> Birth + Send + 'static,
+        requests: Option<RequestHandler>,
     ) -> anyhow::Result<Self> {
         let status = config.topics.status(&config.node)?;
         let will = Envelope::seal_message(config.cluster, &offline, false)?.encode();
@@ -165,6 +174,7 @@ impl Link {
                     status,
                     tx,
                     &mut birth,
+                    requests,
                 )
             })?;
         Ok(Self {
@@ -194,6 +204,7 @@ fn run(
     status: String,
     tx: Sender<Inbound>,
     birth: &mut dyn FnMut(u64) -> Birth,
+    requests: Option<RequestHandler>,
 ) {
     let desired_topic = match config.topics.desired(&config.node) {
         Ok(t) => t,
@@ -202,6 +213,8 @@ fn run(
             return;
         }
     };
+    let requests_topic = config.topics.node_cmd_req(&config.node).ok();
+    let mut seen = request::Seen::default();
     let mut seq = 0u64;
     let mut backoff = config.reconnect_min;
     // This run's (start time, boot id), known from its first birth.
@@ -259,6 +272,9 @@ fn run(
                 }
                 let _ = client.try_subscribe(desired_topic.clone(), QoS::AtLeastOnce);
                 let _ = client.try_subscribe(status.clone(), QoS::AtLeastOnce);
+                if let Some(topic) = &requests_topic {
+                    let _ = client.try_subscribe(topic.clone(), QoS::AtLeastOnce);
+                }
                 let b = birth(seq);
                 own = Some((b.agent_start_unix_ms, b.boot_id));
                 publish_birth(&client, &b, &tx);
@@ -322,6 +338,41 @@ fn run(
                         return;
                     }
                 }
+            }
+            Some(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                let Some((node, TopicKind::CmdReq(name))) = config.topics.parse(&p.topic) else {
+                    continue;
+                };
+                if node != config.node {
+                    continue;
+                }
+                let now = request::now_unix_ms();
+                let request = match request::open_request(&p.payload, &config, now) {
+                    Ok(request) => request,
+                    Err(why) => {
+                        let why = format!("request on {} dropped: {why}", p.topic);
+                        if tx.send(Inbound::Dropped(why)).is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                if !seen.first_time(request.id, request.deadline_unix_ms, now) {
+                    continue;
+                }
+                let (Some(handler), Ok(topic)) =
+                    (&requests, config.topics.cmd_resp(&config.node, &name))
+                else {
+                    continue;
+                };
+                let responder = request::Responder::new(
+                    client.clone(),
+                    topic,
+                    config.cluster,
+                    request.id,
+                    request.deadline_unix_ms,
+                );
+                handler(request, responder);
             }
             Some(Ok(_)) => {}
             Some(Err(e)) => {

@@ -144,3 +144,99 @@ fn birth_for_claim() -> kelp_shared::wire::Birth {
         labels: vec![],
     }
 }
+
+mod requests {
+    use kelp_shared::wire::{Request, RequestBody};
+
+    use super::super::request::{open_request, Seen};
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn logs(node: &str, deadline_unix_ms: u64) -> Request {
+        Request {
+            id: 42,
+            deadline_unix_ms,
+            node: node.into(),
+            body: RequestBody::Logs {
+                namespace: "default".into(),
+                pod: "web".into(),
+                container: "c".into(),
+                tail_lines: None,
+                follow: false,
+                previous: false,
+            },
+        }
+    }
+
+    fn sealed(request: &Request, cluster: ClusterId, by: Option<&SigningKey>) -> Vec<u8> {
+        let mut envelope = Envelope::seal_message(cluster, request, false).unwrap();
+        if let Some(k) = by {
+            sign(&mut envelope, k);
+        }
+        envelope.encode()
+    }
+
+    #[test]
+    fn a_signed_request_for_this_node_before_its_deadline_opens() {
+        let k = key();
+        let cluster = ClusterId([1; 16]);
+        let request = logs("n1", NOW + 1000);
+        let payload = sealed(&request, cluster, Some(&k));
+        assert_eq!(
+            open_request(&payload, &config(&k, cluster), NOW),
+            Ok(request)
+        );
+    }
+
+    #[test]
+    fn wrong_key_node_cluster_or_a_passed_deadline_drop_the_request_with_a_reason() {
+        let k = key();
+        let other = key();
+        let cluster = ClusterId([1; 16]);
+        let foreign = ClusterId([2; 16]);
+        let c = config(&k, cluster);
+        let cases = [
+            (sealed(&logs("n1", NOW + 1000), cluster, None), "not signed"),
+            (
+                sealed(&logs("n1", NOW + 1000), cluster, Some(&other)),
+                "bad signature",
+            ),
+            (
+                sealed(&logs("n1", NOW + 1000), foreign, Some(&k)),
+                "for cluster",
+            ),
+            (
+                sealed(&logs("n2", NOW + 1000), cluster, Some(&k)),
+                "addressed to node \"n2\"",
+            ),
+            (
+                sealed(&logs("n1", NOW - 5), cluster, Some(&k)),
+                "expired 5 ms ago",
+            ),
+            (
+                sealed(&logs("n1", NOW), cluster, Some(&k)),
+                "expired 0 ms ago",
+            ),
+            (
+                super::sealed(&desired(cluster, "n1", 1), cluster, Some(&k)),
+                "expected",
+            ),
+        ];
+        for (payload, says) in cases {
+            let why = open_request(&payload, &c, NOW).unwrap_err();
+            assert!(why.contains(says), "{why:?} should say {says:?}");
+        }
+    }
+
+    #[test]
+    fn a_duplicate_request_is_taken_once_until_its_deadline_passes() {
+        let mut seen = Seen::default();
+        assert!(seen.first_time(1, NOW + 100, NOW));
+        assert!(!seen.first_time(1, NOW + 100, NOW + 50), "QoS 1 duplicate");
+        assert!(seen.first_time(2, NOW + 100, NOW + 50));
+        // Past the deadline the id is forgotten (the request itself is refused as expired
+        // before it gets here).
+        assert!(seen.first_time(1, NOW + 300, NOW + 200));
+    }
+}

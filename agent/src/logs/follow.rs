@@ -4,10 +4,10 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use super::reader::{complete_end, file_id, read_lines, visit_tail, FileId, LogSet};
-use super::{with_path, LogPrinter, LogRecord, PrintOptions};
+use super::reader::{complete_end, file_id, read_lines, visit_window, FileId, LogSet};
+use super::{with_path, LogPrinter, LogRecord, PrintOptions, Window};
 
 /// Prints the last `tail` records of the log at `path` (all of them for `None`) to `out`,
 /// then keeps printing records as they are written, until `stop()` returns true. Returns
@@ -26,7 +26,22 @@ pub fn follow(
     stop: &dyn Fn() -> bool,
     poll: Duration,
 ) -> io::Result<usize> {
-    let mut follower = Follower::start(path, tail, options, out)?;
+    follow_window(path, None, tail, options, out, stop, poll)
+}
+
+/// [`follow`] from the run that started at `since`: the tail counts only records from then
+/// on (earlier runs of the container are left out).
+pub fn follow_window(
+    path: &Path,
+    since: Option<SystemTime>,
+    tail: Option<usize>,
+    options: PrintOptions,
+    out: &mut dyn Write,
+    stop: &dyn Fn() -> bool,
+    poll: Duration,
+) -> io::Result<usize> {
+    let window = Window { since, until: None };
+    let mut follower = Follower::start(path, window, tail, options, out)?;
     loop {
         follower.poll(out)?;
         out.flush()?;
@@ -78,6 +93,7 @@ impl Follower {
     /// Prints the tail and starts following where it ended.
     fn start(
         path: &Path,
+        window: Window,
         tail: Option<usize>,
         options: PrintOptions,
         out: &mut dyn Write,
@@ -87,7 +103,7 @@ impl Follower {
             printer: LogPrinter::new(options),
             malformed: 0,
         };
-        visit_tail(&set, tail, &mut sink.malformed, &mut |record| {
+        visit_window(&set, window, tail, &mut sink.malformed, &mut |record| {
             sink.printer.print(&record, out)
         })?;
         let last = set.newest_first().next().map(|log| log.id);

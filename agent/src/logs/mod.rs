@@ -40,9 +40,10 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
-pub use follow::follow;
-pub use print::{join_lines, print_tail, LogPrinter, PrintOptions};
+pub use follow::{follow, follow_window};
+pub use print::{join_lines, print_tail, print_window, LogPrinter, PrintOptions};
 pub use reader::{read_tail, read_tail_counted, LogTail};
 pub use record::{LogRecord, ParseError};
 pub use writer::{LogConfig, LogWriter};
@@ -82,6 +83,40 @@ impl Stream {
 impl fmt::Display for Stream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A span of time records are read from: one run of a container, since a restarted
+/// container appends to its log. Records are stamped when the agent reads them, after the
+/// run's start was recorded, so a run's records are those from its start to the next run's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Window {
+    /// Records before this time are left out.
+    pub since: Option<SystemTime>,
+    /// Records at or after this time are left out.
+    pub until: Option<SystemTime>,
+}
+
+impl Window {
+    /// Every record.
+    pub const ALL: Window = Window {
+        since: None,
+        until: None,
+    };
+
+    /// Whether a record of time `t` is inside.
+    pub fn contains(&self, t: SystemTime) -> bool {
+        !self.is_before(t) && !self.is_after(t)
+    }
+
+    /// Whether `t` is older than the window.
+    fn is_before(&self, t: SystemTime) -> bool {
+        self.since.is_some_and(|since| t < since)
+    }
+
+    /// Whether `t` is at or after the window's end.
+    fn is_after(&self, t: SystemTime) -> bool {
+        self.until.is_some_and(|until| t >= until)
     }
 }
 

@@ -3,8 +3,8 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use super::reader::{visit_tail, LogSet};
-use super::{timestamp, LogRecord};
+use super::reader::{visit_window, LogSet};
+use super::{timestamp, LogRecord, Window};
 
 /// How records are shown.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,10 +61,22 @@ pub fn print_tail(
     options: PrintOptions,
     out: &mut dyn Write,
 ) -> io::Result<usize> {
+    print_window(path, Window::ALL, tail, options, out)
+}
+
+/// [`print_tail`] of the records inside `window` (one run of a container): the tail counts
+/// the window's records.
+pub fn print_window(
+    path: &Path,
+    window: Window,
+    tail: Option<usize>,
+    options: PrintOptions,
+    out: &mut dyn Write,
+) -> io::Result<usize> {
     let set = LogSet::open(path)?;
     let mut printer = LogPrinter::new(options);
     let mut malformed = 0;
-    visit_tail(&set, tail, &mut malformed, &mut |record| {
+    visit_window(&set, window, tail, &mut malformed, &mut |record| {
         printer.print(&record, out)
     })?;
     out.flush()?;

@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::{rotated_path, with_path, LogRecord};
+use super::{rotated_path, with_path, LogRecord, Window};
 
 /// Bytes read at a time.
 const BLOCK: usize = 64 * 1024;
@@ -148,20 +148,39 @@ pub(super) fn visit_tail(
     malformed: &mut usize,
     on_record: &mut dyn FnMut(LogRecord) -> io::Result<()>,
 ) -> io::Result<()> {
+    visit_window(set, Window::ALL, tail, malformed, on_record)
+}
+
+/// [`visit_tail`] of the records inside `window` only: the tail counts records of the
+/// window. Records are in time order, so reading backwards stops at the first record
+/// older than the window.
+pub(super) fn visit_window(
+    set: &LogSet,
+    window: Window,
+    tail: Option<usize>,
+    malformed: &mut usize,
+    on_record: &mut dyn FnMut(LogRecord) -> io::Result<()>,
+) -> io::Result<()> {
     match tail {
         Some(0) => {}
         Some(wanted) => {
             let mut newest_first = Vec::new();
+            let mut before_window = false;
             for log in set.newest_first() {
                 lines_rev(&log.file, log.len, BLOCK, &mut |line| {
                     match LogRecord::parse(line) {
+                        Ok(record) if window.is_after(record.time) => {}
+                        Ok(record) if window.is_before(record.time) => {
+                            before_window = true;
+                            return Ok(false);
+                        }
                         Ok(record) => newest_first.push(record),
                         Err(_) => *malformed += 1,
                     }
                     Ok(newest_first.len() < wanted)
                 })
                 .map_err(|e| with_path(&log.path, e))?;
-                if newest_first.len() >= wanted {
+                if before_window || newest_first.len() >= wanted {
                     break;
                 }
             }
@@ -174,7 +193,8 @@ pub(super) fn visit_tail(
                 let mut unfinished = Vec::new();
                 read_lines(&log.file, 0, Some(log.len), &mut unfinished, &mut |line| {
                     match LogRecord::parse(line) {
-                        Ok(record) => on_record(record),
+                        Ok(record) if window.contains(record.time) => on_record(record),
+                        Ok(_) => Ok(()),
                         Err(_) => {
                             *malformed += 1;
                             Ok(())
@@ -377,6 +397,53 @@ mod tests {
         assert_eq!(all[0].time, at(16));
         assert_eq!(all[0].stream, Stream::Stdout);
         assert!(!all[0].partial);
+    }
+
+    /// The contents of the records inside `window`, last `tail` of them.
+    fn in_window(path: &Path, window: Window, tail: Option<usize>) -> Vec<String> {
+        let set = LogSet::open(path).unwrap();
+        let mut records = Vec::new();
+        visit_window(&set, window, tail, &mut 0, &mut |r| {
+            records.push(r);
+            Ok(())
+        })
+        .unwrap();
+        contents(&records)
+    }
+
+    #[test]
+    fn a_window_keeps_one_run_and_its_tail_counts_only_that_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = LogConfig {
+            max_size: 1 << 20,
+            max_files: 2,
+        };
+        // Three runs appended to one log: 0..10, 10..20, 20..30.
+        let w = write_numbered(dir.path(), big, 0..30);
+        let run = |a: u64, b: Option<u64>| Window {
+            since: Some(at(a)),
+            until: b.map(at),
+        };
+        assert_eq!(in_window(w.path(), run(20, None), None), numbered(20..30));
+        assert_eq!(
+            in_window(w.path(), run(10, Some(20)), None),
+            numbered(10..20)
+        );
+        // The tail of the middle run is its own last lines, not the log's.
+        assert_eq!(
+            in_window(w.path(), run(10, Some(20)), Some(3)),
+            numbered(17..20)
+        );
+        // A tail longer than the run stops at the run's start.
+        assert_eq!(
+            in_window(w.path(), run(25, None), Some(100)),
+            numbered(25..30)
+        );
+        assert_eq!(
+            in_window(w.path(), run(40, None), Some(5)),
+            Vec::<String>::new()
+        );
+        assert_eq!(in_window(w.path(), Window::ALL, Some(2)), numbered(28..30));
     }
 
     #[test]

@@ -26,8 +26,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::syscall::syscall::SyscallType;
 use rustix::event::PollFlags;
 use rustix::io::Errno;
 use rustix::process::{
@@ -119,25 +117,15 @@ impl ExecCheck {
         let (out_r, out_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
         let err_w = out_w.try_clone().map_err(|e| format!("dup: {e}"))?;
         let stdin = File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
-        let user = &target.user;
-        let built = ContainerBuilder::new(target.container.clone(), SyscallType::Linux)
-            .with_root_path(&target.libcontainer_root)
-            .map(|b| {
-                b.with_stdin(OwnedFd::from(stdin))
-                    .with_stdout(out_w)
-                    .with_stderr(err_w)
-                    .as_tenant()
-                    .with_container_args(command.to_vec())
-                    .with_user(Some(user.uid))
-                    .with_group(Some(user.gid))
-                    .with_additional_gids(user.additional_gids.clone())
-                    .with_cwd(user.cwd.clone())
-                    .with_detach(true)
-            })
-            .and_then(|b| b.build());
-        remove_notify_sockets(&target.libcontainer_root.join(&target.container));
-        let pid = built.map_err(|e| format!("exec {command:?}: {e}"))?;
-        let pid = Pid::from_raw(pid.as_raw()).ok_or("libcontainer returned pid 0")?;
+        let pid = crate::runtime::exec::spawn_tenant(
+            &target.libcontainer_root,
+            &target.container,
+            &target.user,
+            command,
+            OwnedFd::from(stdin),
+            out_w,
+            err_w,
+        )?;
         let pidfd = match pidfd_open(pid, PidfdFlags::empty()) {
             Ok(fd) => fd,
             Err(e) => {
@@ -218,20 +206,6 @@ impl ExecCheck {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(self.pid.as_raw_nonzero().get());
-        }
-    }
-}
-
-/// libcontainer's tenant builder leaves its notify socket behind, one per exec; removes them.
-fn remove_notify_sockets(container_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(container_dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with("tenant-notify-") && name.ends_with(".sock") {
-            let _ = std::fs::remove_file(entry.path());
         }
     }
 }

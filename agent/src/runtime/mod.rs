@@ -7,6 +7,7 @@
 //! restart. The agent prepares each container's bundle — an overlayfs root over the image's
 //! shared read-only layers and a `config.json` — and asks the monitor to run it.
 
+pub mod exec;
 pub mod fsutil;
 pub mod monitor;
 pub mod protocol;

@@ -83,6 +83,21 @@ async fn dispatch(state: &Arc<ApiState>, req: Request) -> Result<Response> {
             m,
         ) => {
             let key = Key::new(info.kind, namespace.as_deref().unwrap_or(""), name);
+            match (subresource.as_deref(), m) {
+                (Some("log"), &Method::GET) => {
+                    return super::pod_commands::logs(state, &key, &req.query).await
+                }
+                (Some("exec"), &Method::POST) => {
+                    return super::pod_commands::exec(state, &key, &req.query).await
+                }
+                (Some(sub @ ("log" | "exec")), m) => {
+                    return Err(ApiError::method_not_allowed(
+                        m.as_str(),
+                        &format!("{key}/{sub}"),
+                    ))
+                }
+                _ => {}
+            }
             let status_only = subresource.is_some();
             match *m {
                 Method::GET => get(state, &key),

@@ -4,12 +4,13 @@
 //! `/apis/{group}/{version}/...`), every error is a `Status`, and every route needs the
 //! bearer token. One handler parses the path ([`routes`]) and dispatches; [`admission`]
 //! runs on every write; [`namespaces`] keeps the system namespaces and finishes namespace
-//! deletion.
+//! deletion; [`pod_commands`] serves a pod's `log` and `exec` by asking its node.
 
 pub mod admission;
 pub mod discovery;
 pub mod handlers;
 pub mod namespaces;
+pub mod pod_commands;
 pub mod routes;
 pub mod selectors;
 pub mod status;
@@ -23,6 +24,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
+use crate::hub::requests::NodeRequests;
 use crate::store::Store;
 use status::ApiError;
 
@@ -34,6 +36,8 @@ pub struct ApiState {
     pub token: String,
     /// Wakes the namespace controller when a namespace starts terminating.
     pub namespace_kick: tokio::sync::Notify,
+    /// Requests to nodes (pod logs and exec), when the node hub runs.
+    pub node_requests: Option<Arc<NodeRequests>>,
 }
 
 impl ApiState {
@@ -43,6 +47,21 @@ impl ApiState {
             store,
             token,
             namespace_kick: tokio::sync::Notify::new(),
+            node_requests: None,
+        })
+    }
+
+    /// The shared state for a store and token, reaching nodes through the hub's requests.
+    pub fn with_node_requests(
+        store: Store,
+        token: String,
+        node_requests: Arc<NodeRequests>,
+    ) -> Arc<ApiState> {
+        Arc::new(ApiState {
+            store,
+            token,
+            namespace_kick: tokio::sync::Notify::new(),
+            node_requests: Some(node_requests),
         })
     }
 }

@@ -28,7 +28,7 @@ pub enum Route {
         /// The namespace; `None` for cluster-scoped kinds or all namespaces.
         namespace: Option<String>,
     },
-    /// One object, optionally a subresource (`status`).
+    /// One object, optionally a subresource (`status`; a pod's `log` and `exec`).
     Object {
         /// The kind.
         info: &'static KindInfo,
@@ -36,7 +36,7 @@ pub enum Route {
         namespace: Option<String>,
         /// The name.
         name: String,
-        /// `status`, when the path ends in `/status`.
+        /// `status`, `log` or `exec`, when the path ends in it.
         subresource: Option<String>,
     },
 }
@@ -62,7 +62,13 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
         kinds::by_group_plural(group, plural).ok_or_else(|| ApiError::no_route(path))
     };
     let object = |info: &'static KindInfo, ns: Option<&str>, name: &str, sub: Option<&str>| {
-        if sub.is_some_and(|s| s != "status") {
+        let known = match sub {
+            None | Some("status") => true,
+            // A pod's log and exec, served by its node.
+            Some("log" | "exec") => info.kind == "Pod",
+            Some(_) => false,
+        };
+        if !known {
             return Err(ApiError::no_route(path));
         }
         Ok(Route::Object {
@@ -138,6 +144,16 @@ pub struct Query {
     pub timeout_seconds: Option<u64>,
     /// `gracePeriodSeconds` (deletes).
     pub grace_period_seconds: Option<i64>,
+    /// `container` (a pod's log and exec).
+    pub container: Option<String>,
+    /// `follow=true|1` (a pod's log).
+    pub follow: bool,
+    /// `previous=true|1` (a pod's log).
+    pub previous: bool,
+    /// `tailLines` (a pod's log), as given.
+    pub tail_lines: Option<String>,
+    /// `command`, once per argument (a pod's exec).
+    pub command: Vec<String>,
 }
 
 fn decode(s: &str) -> String {
@@ -178,6 +194,11 @@ impl Query {
                 "resourceVersion" => out.resource_version = Some(v),
                 "timeoutSeconds" => out.timeout_seconds = v.parse().ok(),
                 "gracePeriodSeconds" => out.grace_period_seconds = v.parse().ok(),
+                "container" => out.container = Some(v).filter(|c| !c.is_empty()),
+                "follow" => out.follow = v == "true" || v == "1",
+                "previous" => out.previous = v == "true" || v == "1",
+                "tailLines" => out.tail_lines = Some(v),
+                "command" => out.command.push(v),
                 _ => {}
             }
         }
@@ -250,10 +271,29 @@ mod tests {
             "/api/v1/namespaces/x/nodes",
             "/apis/apps/v1beta1/deployments",
             "/healthz/x/y",
-            "/api/v1/namespaces/x/pods/p/exec",
+            "/api/v1/namespaces/x/pods/p/attach",
+            "/api/v1/namespaces/x/configmaps/c/log",
+            "/api/v1/nodes/n/exec",
         ] {
             assert_eq!(parse(bad).unwrap_err().code, 404, "{bad}");
         }
+    }
+
+    #[test]
+    fn pods_have_log_and_exec() {
+        for sub in ["log", "exec"] {
+            let route = parse(&format!("/api/v1/namespaces/x/pods/p/{sub}")).unwrap();
+            assert!(
+                matches!(&route, Route::Object { info, subresource: Some(s), name, .. }
+                    if info.kind == "Pod" && s == sub && name == "p"),
+                "{route:?}"
+            );
+        }
+        let q = Query::parse("container=c&follow=true&tailLines=5&previous=1&command=sh&command=-c&command=echo+a%26b");
+        assert_eq!(q.container.as_deref(), Some("c"));
+        assert!(q.follow && q.previous);
+        assert_eq!(q.tail_lines.as_deref(), Some("5"));
+        assert_eq!(q.command, ["sh", "-c", "echo a&b"]);
     }
 
     #[test]

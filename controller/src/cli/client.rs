@@ -530,6 +530,17 @@ impl Client {
         Ok(WatchStream::from_reader(response.into_body().into_reader()))
     }
 
+    /// `GET path?query` read as it arrives (a followed pod log), or the error `Status`.
+    pub fn stream(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Box<dyn std::io::Read + Send>, ApiError> {
+        let response = self.send(http::Method::GET, path, query, None)?;
+        let response = self.check(response)?;
+        Ok(Box::new(response.into_body().into_reader()))
+    }
+
     /// Any request; the JSON response, or the error `Status`.
     pub fn request(
         &self,

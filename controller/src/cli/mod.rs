@@ -5,6 +5,7 @@
 //! - [`printer`], [`tabwriter`] and [`yaml`]: kubectl's tables, ages and output formats.
 //! - [`apply`]: client-side apply (three-way merge patch).
 //! - [`describe`]: `kelp describe`.
+//! - [`logs`]: `kelp logs` and `kelp exec`, answered by the pod's node.
 //! - [`get`], [`create`], [`delete`], [`discovery`]: the other commands.
 //!
 //! Every command prints like kubectl: results on stdout, `Warning: ...` and errors on
@@ -17,6 +18,7 @@ pub mod delete;
 pub mod describe;
 pub mod discovery;
 pub mod get;
+pub mod logs;
 pub mod node;
 pub mod printer;
 pub mod resource;
@@ -65,6 +67,10 @@ pub enum Command {
     Describe(DescribeArgs),
     /// Delete resources by file names, stdin, types and names, or label selector.
     Delete(DeleteArgs),
+    /// Print the logs for a container in a pod.
+    Logs(LogsArgs),
+    /// Execute a command in a container (not interactive: prints its output when it ends).
+    Exec(ExecArgs),
     /// Print the resource types the server supports.
     ApiResources(ApiResourcesArgs),
     /// Print the client and server versions.
@@ -232,6 +238,47 @@ pub struct DeleteArgs {
     pub output: Option<String>,
 }
 
+/// `kelp logs`.
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    /// The pod (`NAME` or `pod/NAME`).
+    pub pod: String,
+    /// The container (default: the pod's default or first container).
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Keep streaming the log until the container's run ends.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Lines of recent log to show; -1 shows all.
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub tail: i64,
+    /// The log of the container's previous run.
+    #[arg(short = 'p', long)]
+    pub previous: bool,
+}
+
+/// `kelp exec`.
+#[derive(Debug, Clone, Args)]
+pub struct ExecArgs {
+    /// The pod (`NAME` or `pod/NAME`).
+    pub pod: String,
+    /// The container (default: the pod's default or first container).
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Pass stdin to the container (not supported).
+    #[arg(short = 'i', long)]
+    pub stdin: bool,
+    /// Allocate a terminal (not supported).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Kill the command after this many seconds (the server's default is 30).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// The command and its arguments, after `--`.
+    #[arg(required = true, last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
 /// `kelp api-resources`.
 #[derive(Debug, Clone, Args)]
 pub struct ApiResourcesArgs {
@@ -328,6 +375,8 @@ pub fn run(global: GlobalArgs, command: Command) -> ExitCode {
         Command::Get(args) => get::run(&ctx, &args),
         Command::Describe(args) => describe::run(&ctx, &args),
         Command::Delete(args) => delete::run(&ctx, &args),
+        Command::Logs(args) => logs::run_logs(&ctx, &args),
+        Command::Exec(args) => logs::run_exec(&ctx, &args),
         Command::ApiResources(args) => discovery::run_api_resources(&ctx, &args),
         Command::Version(args) => discovery::run_version(&ctx, &args),
         Command::Node(NodeCommand::Add(args)) => node::add(&ctx, &args),
@@ -499,6 +548,25 @@ mod tests {
             panic!()
         };
         assert_eq!(a.namespaced, Some(false));
+
+        let c = parse(&["logs", "web", "-c", "db", "-f", "--tail", "1", "-n", "x"]);
+        let Command::Logs(l) = c.command else {
+            panic!()
+        };
+        assert_eq!(
+            (l.pod.as_str(), l.container.as_deref(), l.follow, l.tail),
+            ("web", Some("db"), true, 1)
+        );
+        assert_eq!(c.global.namespace.as_deref(), Some("x"));
+        let c = parse(&["exec", "web", "-c", "db", "--", "sh", "-c", "echo -n x"]);
+        let Command::Exec(e) = c.command else {
+            panic!()
+        };
+        assert_eq!(e.command, ["sh", "-c", "echo -n x"]);
+        assert!(
+            Cli::try_parse_from(["kelp", "exec", "web"]).is_err(),
+            "exec needs a command"
+        );
 
         assert!(
             Cli::try_parse_from(["kelp", "apply"]).is_err(),

@@ -11,6 +11,8 @@
 //! - Each node gets a /24 pod CIDR of `--cluster-cidr` ([`cidr`]) when its Node appears.
 //! - [`broker`]: the embedded rumqttd; [`link`]: the controller's rumqttc connection;
 //!   [`identity`]: cluster id, signing key, MQTT password in the data dir.
+//! - [`requests`]: signed requests to nodes (`kelp logs`, `kelp exec`) out on
+//!   `cmd/{name}/req`; their responses on `cmd/+/resp` routed by id to the API call waiting.
 //!
 //! One task owns the hub's state; the MQTT event loop runs in a task of its own and hands
 //! messages over a bounded channel. The hub never awaits a publish (it uses `try_publish`
@@ -21,6 +23,7 @@ pub mod cidr;
 pub mod identity;
 pub mod link;
 pub mod project;
+pub mod requests;
 pub mod status;
 
 use std::collections::hash_map::DefaultHasher;
@@ -126,6 +129,8 @@ pub struct Started {
     /// The hub task; it ends with an error only when something it cannot recover from
     /// happened.
     pub task: tokio::task::JoinHandle<Result<(), HubError>>,
+    /// Requests to nodes, for the API.
+    pub requests: Arc<requests::NodeRequests>,
 }
 
 /// Something that publishes a retained QoS 1 message without waiting; false when it cannot
@@ -805,9 +810,15 @@ pub async fn start(
     let subscriptions = vec![
         (options.topics.all_status(), QoS::AtLeastOnce),
         (options.topics.all_reported(), QoS::AtLeastOnce),
+        (options.topics.all_cmd_resp(), QoS::AtLeastOnce),
     ];
     let client_id = format!("kelp-controller-{}", identity.cluster_id);
     let (client, events) = link::connect(&target, &client_id, subscriptions);
+    let node_requests = requests::NodeRequests::new(
+        identity.clone(),
+        options.topics.clone(),
+        Box::new(client.clone()),
+    );
     let mut hub = Hub::new(
         store.clone(),
         identity,
@@ -815,11 +826,19 @@ pub async fn start(
         options.cluster_cidr,
     );
     hub.set_node_grace(options.node_grace);
-    let task = tokio::spawn(run(hub, store, client, events, options.debounce));
+    let task = tokio::spawn(run(
+        hub,
+        store,
+        client,
+        events,
+        options.debounce,
+        node_requests.clone(),
+    ));
     Ok(Started {
         broker_url,
         embedded,
         task,
+        requests: node_requests,
     })
 }
 
@@ -832,6 +851,7 @@ async fn run(
     client: AsyncClient,
     mut events: tokio::sync::mpsc::Receiver<LinkEvent>,
     debounce: Duration,
+    node_requests: Arc<requests::NodeRequests>,
 ) -> Result<(), HubError> {
     let mut watch = match store.watch(None, store.revision()) {
         Ok(watch) => watch,
@@ -874,6 +894,9 @@ async fn run(
                     due = Some(Instant::now());
                 }
                 Some(LinkEvent::Message { topic, payload }) => {
+                    if node_requests.deliver(&topic, &payload) {
+                        continue;
+                    }
                     if let Err(err) = hub.handle(&topic, &payload).await {
                         if matches!(err, HubError::Store(StoreError::Closed)) {
                             return Ok(());

@@ -89,6 +89,10 @@ pub const SUPPORTED_WIRE_VERSIONS: &[u16] = &[1];
 /// packet also holds the topic; publishers check the whole packet.)
 pub const MAX_PACKET: usize = 1024 * 1024;
 
+/// The most output of one stream (stdout, stderr) of a `kelp exec` command that is kept;
+/// the node sends one byte more when there was more, so the controller can say it was cut.
+pub const EXEC_OUTPUT_LIMIT: usize = 1024 * 1024;
+
 /// The largest message body, after decompression.
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
 
