@@ -144,6 +144,10 @@ struct RunArgs {
     /// route.
     #[arg(long)]
     node_ip: Option<std::net::Ipv4Addr>,
+    /// Stop (SIGTERM) when the process PID that started the agent goes, even by `kill -9`:
+    /// `kelp server` runs its machine's agent this way. Pods keep running.
+    #[arg(long, value_name = "PID", hide = true)]
+    stop_with_parent: Option<i32>,
 }
 
 /// The pod CIDR of a node that runs without a controller and without --pod-cidr.
@@ -247,6 +251,16 @@ fn run(cli: Cli) -> Result<()> {
             }
             if !(args.probe_time_scale > 0.0 && args.probe_time_scale <= 100.0) {
                 bail!("--probe-time-scale must be above 0 and at most 100");
+            }
+            if let Some(parent) = args.stop_with_parent {
+                rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::TERM,
+                ))
+                .context("asking for SIGTERM when the parent goes")?;
+                let ppid = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
+                if ppid != parent {
+                    bail!("--stop-with-parent {parent}: the parent is gone already");
+                }
             }
             let mut runtime = runtime_config(&cli.dirs)?;
             runtime.cgroup_parent = args.cgroup_parent;

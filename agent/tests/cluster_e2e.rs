@@ -33,6 +33,7 @@ impl Server {
         let config = dir.join("kelp.yaml");
         let mut child = Command::new(kelp_bin())
             .arg("server")
+            .arg("--disable-agent")
             .arg("--data-dir")
             .arg(dir.join("controller"))
             .args(["--listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0"])

@@ -11,5 +11,6 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod hub;
+pub mod local_agent;
 pub mod server;
 pub mod store;

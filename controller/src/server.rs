@@ -56,6 +56,20 @@ pub struct ServerArgs {
     /// connected to the broker) becomes NotReady (`Ready=Unknown`).
     #[arg(long, default_value = "90s", value_parser = parse_duration)]
     pub node_grace: Duration,
+    /// Do not run a kelp-agent on this machine (by default the server runs one, joined as
+    /// the node named after the host).
+    #[arg(long)]
+    pub disable_agent: bool,
+    /// The local agent's node name (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    pub agent_node_name: Option<String>,
+    /// The local agent's binary (default: `kelp-agent` beside `kelp`, else on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub agent_binary: Option<PathBuf>,
+    /// One more argument for the local `kelp-agent run` (repeat it), such as
+    /// `--agent-arg=--state-dir=/srv/kelp-agent`.
+    #[arg(long = "agent-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub agent_args: Vec<String>,
 }
 
 /// Parses `250ms`, `2s`, `1m`.
@@ -183,6 +197,35 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     if let Some(addr) = hub.embedded {
         println!("kelp mqtt broker listening on mqtt://{addr}");
     }
+    let local_agent = if args.disable_agent {
+        None
+    } else {
+        let broker_url = match hub.embedded {
+            Some(addr) if addr.ip().is_unspecified() => {
+                format!("mqtt://127.0.0.1:{}", addr.port())
+            }
+            Some(addr) => format!("mqtt://{addr}"),
+            None => hub.broker_url.clone(),
+        };
+        let options = crate::local_agent::LocalAgentOptions {
+            binary: args
+                .agent_binary
+                .clone()
+                .unwrap_or_else(crate::local_agent::default_binary),
+            node: args
+                .agent_node_name
+                .clone()
+                .unwrap_or_else(crate::local_agent::host_name),
+            broker_url,
+            args: args.agent_args.clone(),
+        };
+        let node = options.node.clone();
+        let agent = crate::local_agent::start(&store, &args.data_dir, options)
+            .await
+            .context("starting the local kelp-agent")?;
+        println!("kelp agent running on this machine as node {node}");
+        Some(agent)
+    };
     let state = ApiState::with_node_requests(store.clone(), token, hub.requests.clone());
     let ns_task = tokio::spawn(api::namespaces::run(state.clone(), args.namespace_resync));
 
@@ -226,6 +269,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .serve(app.into_make_service())
         .await
         .context("serving the API")?;
+    if let Some(agent) = local_agent {
+        tokio::task::spawn_blocking(move || agent.stop()).await.ok();
+    }
     ns_task.abort();
     hub_watch.abort();
     drop(state);

@@ -377,6 +377,7 @@ fn port_and_data_dir_conflicts_are_one_clear_line() {
     let out = std::process::Command::new(common::kelp_bin())
         .args([
             "server",
+            "--disable-agent",
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--data-dir",
@@ -393,7 +394,13 @@ fn port_and_data_dir_conflicts_are_one_clear_line() {
         "{err}"
     );
     let out = std::process::Command::new(common::kelp_bin())
-        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "server",
+            "--disable-agent",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(server.data_dir())
         .arg("--write-config")
         .arg(server.dir.path().join("other.yaml"))

@@ -144,6 +144,7 @@ fn spawn(dir: &Path, extra: &[String]) -> (Child, String, Option<String>) {
     };
     let mut child = Command::new(kelp_bin())
         .arg("server")
+        .arg("--disable-agent")
         .args(mqtt_default)
         .arg("--data-dir")
         .arg(dir.join("data"))
