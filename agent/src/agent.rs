@@ -140,6 +140,8 @@ struct LinkState {
     /// Whether the link said the session is up and the node's name is ours: nothing is
     /// reported before.
     ready: bool,
+    /// The static pods published last (as JSON); None forces the next publish.
+    static_published: Option<Vec<Vec<u8>>>,
 }
 
 struct Lookup<'a> {
@@ -250,6 +252,7 @@ impl Agent {
         self.receive_desired()?;
         self.adopt_pod_cidr();
         let mut desired = static_pods::read_dir(&self.config.manifests_dir, &self.config.node_name);
+        let statics = self.static_pods_json(&desired);
         if let Some(state) = self.link.as_ref().and_then(|l| l.desired.as_ref()) {
             add_linked(&mut desired, state);
         }
@@ -289,6 +292,9 @@ impl Agent {
         if let Err(e) = self.publish_reported() {
             tracing::warn!("publishing the reported state: {e:#}");
         }
+        if let Err(e) = self.publish_static(statics) {
+            tracing::warn!("publishing the static pods: {e:#}");
+        }
         if let Err(e) = self.collect_images(&desired) {
             tracing::error!("image garbage collection: {e:#}");
         }
@@ -304,6 +310,7 @@ impl Agent {
             match message {
                 crate::link::Inbound::Connected => {
                     link.published = None;
+                    link.static_published = None;
                     link.ready = true;
                 }
                 crate::link::Inbound::Dropped(why) => tracing::warn!("{why}"),
@@ -417,6 +424,51 @@ impl Agent {
         };
         if link.link.publish_reported(&reported)? {
             link.published = Some(current);
+        }
+        Ok(())
+    }
+
+    /// The static pods of `desired` (read from the manifest directory) as the JSON Pods the
+    /// controller mirrors: UID, namespace and `spec.nodeName` filled in.
+    fn static_pods_json(&self, desired: &Desired) -> Vec<Vec<u8>> {
+        if self.link.is_none() {
+            return Vec::new();
+        }
+        desired
+            .pods
+            .iter()
+            .filter_map(|dp| {
+                let mut pod = dp.pod.clone();
+                pod.metadata.uid = Some(dp.uid.clone());
+                if pod.metadata.namespace.is_none() {
+                    pod.metadata.namespace = Some("default".into());
+                }
+                if let Some(spec) = pod.spec.as_mut() {
+                    spec.node_name = Some(self.config.node_name.clone());
+                }
+                serde_json::to_vec(&pod).ok()
+            })
+            .collect()
+    }
+
+    /// Publishes the node's static pods when they changed (or a new session began).
+    fn publish_static(&mut self, pods: Vec<Vec<u8>>) -> Result<()> {
+        let Some(link) = self.link.as_mut().filter(|l| l.ready) else {
+            return Ok(());
+        };
+        if link.static_published.as_ref() == Some(&pods) {
+            return Ok(());
+        }
+        link.seq += 1;
+        let message = kelp_shared::wire::StaticPods {
+            node: link.config.node.clone(),
+            boot_id: link.boot_id,
+            agent_start_unix_ms: link.start_unix_ms,
+            seq: link.seq,
+            pods_json: pods.clone(),
+        };
+        if link.link.publish_static(&message)? {
+            link.static_published = Some(pods);
         }
         Ok(())
     }
@@ -1094,6 +1146,7 @@ fn start_link(
         seq: 0,
         published: None,
         ready: false,
+        static_published: None,
     })
 }
 

@@ -436,3 +436,86 @@ fn kelp_logs_and_exec_are_answered_by_the_pods_node() {
     );
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+#[test]
+fn static_pods_show_in_the_api_as_read_only_mirror_pods() {
+    let mut node = Node::new("mirror");
+    let server = Server::start(&node.base, "10.42.0.0/16");
+    let join = node.base.join("join.yaml");
+    server.ok(&["node", "add", "e2e", "-o", join.to_str().unwrap()]);
+    let manifest = node.manifests.join("static.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: local\n  labels:\n    app: local\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"
+        ),
+    )
+    .unwrap();
+    node.extra_args = vec!["--join-file".into(), join.display().to_string()];
+    node.start_agent();
+
+    // The static pod `local` runs on node e2e as `local-e2e`, and shows in the API with its
+    // status, the mirror annotation and the Node as owner.
+    node.wait_for(
+        "local-e2e Running in the API",
+        Duration::from_secs(90),
+        |_| {
+            let out = server.kelp(&["get", "pods", "-o", "wide"]);
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| {
+                    l.starts_with("local-e2e ") && l.contains("Running") && l.contains(" e2e ")
+                })
+                .then_some(())
+        },
+    );
+    let json = server.ok(&["get", "pod", "local-e2e", "-o", "json"]);
+    let mirror: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let on_node = node.pods();
+    assert_eq!(on_node.len(), 1, "one pod on the node, not a second copy");
+    assert_eq!(
+        mirror["metadata"]["annotations"]["kubernetes.io/config.mirror"],
+        on_node[0].uid.as_str(),
+        "{json}"
+    );
+    assert_eq!(mirror["metadata"]["ownerReferences"][0]["kind"], "Node");
+    assert_eq!(mirror["metadata"]["labels"]["app"], "local");
+
+    // Read-only in the API.
+    let refused = server.kelp(&["delete", "pod", "local-e2e"]);
+    let err = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(
+        !refused.status.success(),
+        "deleting a mirror pod is refused"
+    );
+    assert!(
+        err.contains("mirror of a static pod of node \"e2e\""),
+        "says why: {err}"
+    );
+    let change = node.base.join("change.yaml");
+    std::fs::write(
+        &change,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: local-e2e\n  labels:\n    app: other\nspec:\n  nodeName: e2e\n  containers:\n  - name: c\n    image: {BUSYBOX}\n"
+        ),
+    )
+    .unwrap();
+    let refused = server.kelp(&["apply", "-f", change.to_str().unwrap()]);
+    assert!(
+        !refused.status.success(),
+        "changing a mirror pod is refused: {}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
+
+    // The manifest removed on the node: the pod stops and its mirror goes.
+    std::fs::remove_file(&manifest).unwrap();
+    node.wait_for(
+        "local-e2e gone from the API",
+        Duration::from_secs(60),
+        |n| {
+            let out = server.kelp(&["get", "pods"]);
+            (n.pods().is_empty() && !String::from_utf8_lossy(&out.stdout).contains("local-e2e"))
+                .then_some(())
+        },
+    );
+}

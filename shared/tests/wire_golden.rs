@@ -28,7 +28,7 @@ use kelp_shared::wire::{
     ConditionStatus, ContainerReport, ContainerState, DesiredState, Envelope, EventBatch,
     EventType, Generation, MessageKind, MetricsBatch, NodeAddress, NodeEvent, ObjectRef, Offline,
     PodPhase, PodReport, Reported, Request, RequestBody, Resources, Response, ResponseBody, Sample,
-    Series, Signature, WireError, WIRE_VERSION,
+    Series, Signature, StaticPods, WireError, WIRE_VERSION,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -228,6 +228,17 @@ fn desired_state() -> DesiredState {
         generation: generation(),
         node: NODE.into(),
         objects_json: vec![pod.to_vec(), secret.to_vec(), config.to_vec()],
+    }
+}
+
+fn static_pods() -> StaticPods {
+    let pod = br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-pi-kitchen.site-7","namespace":"default","uid":"3f1c2b9e-8d4a-4c6e-9f00-112233445566"},"spec":{"nodeName":"pi-kitchen.site-7","containers":[{"name":"web","image":"busybox:1.36"}]}}"#;
+    StaticPods {
+        node: NODE.into(),
+        boot_id: BOOT,
+        agent_start_unix_ms: AGENT_START,
+        seq: 4,
+        pods_json: vec![pod.to_vec()],
     }
 }
 
@@ -691,6 +702,7 @@ fn wire_format_is_pinned() {
     for (name, response) in responses() {
         golden.message(name, &response);
     }
+    golden.message("static_pods", &static_pods());
     golden.message("all_enums", &all_enums());
 
     let plain = Envelope::seal_message(CLUSTER, &offline(), false).unwrap();

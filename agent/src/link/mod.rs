@@ -34,7 +34,7 @@ use kelp_shared::join::JoinFile;
 use kelp_shared::wire::sign::verify;
 use kelp_shared::wire::{
     Birth, BootId, ClusterId, DesiredState, Envelope, MessageKind, Offline, PublicKey, Reported,
-    Request, TopicKind, Topics, MAX_PACKET,
+    Request, StaticPods, TopicKind, Topics, MAX_PACKET,
 };
 use rumqttc::{
     Client, Connection, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, RecvTimeoutError,
@@ -189,6 +189,19 @@ impl Link {
     pub fn publish_reported(&self, reported: &Reported) -> anyhow::Result<bool> {
         let topic = self.config.topics.reported(&self.config.node)?;
         let payload = Envelope::seal_message(self.config.cluster, reported, true)?.encode();
+        Ok(self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, true, payload)
+            .is_ok())
+    }
+}
+
+impl Link {
+    /// Publishes the node's static pods (retained, QoS 1) without blocking; false when the
+    /// request queue is full.
+    pub fn publish_static(&self, pods: &StaticPods) -> anyhow::Result<bool> {
+        let topic = self.config.topics.static_pods(&self.config.node)?;
+        let payload = Envelope::seal_message(self.config.cluster, pods, true)?.encode();
         Ok(self
             .client
             .try_publish(topic, QoS::AtLeastOnce, true, payload)

@@ -98,6 +98,9 @@ async fn dispatch(state: &Arc<ApiState>, req: Request) -> Result<Response> {
                 }
                 _ => {}
             }
+            if matches!(*m, Method::PUT | Method::PATCH | Method::DELETE) {
+                refuse_mirror_pod(state, &key)?;
+            }
             let status_only = subresource.is_some();
             match *m {
                 Method::GET => get(state, &key),
@@ -379,6 +382,37 @@ fn must_wait(kind: &str, obj: &Value) -> bool {
             .and_then(Value::as_str)
             .is_some_and(|n| !n.is_empty());
     finalizers || bound_pod || kind == "Namespace"
+}
+
+/// A mirror pod (a node's static pod shown in the API) is read-only here: it changes with
+/// the manifest on its node.
+fn refuse_mirror_pod(state: &ApiState, key: &Key) -> Result<()> {
+    if key.kind != "Pod" {
+        return Ok(());
+    }
+    let Some(live) = state.store.get(key) else {
+        return Ok(());
+    };
+    if live
+        .object
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(crate::hub::MIRROR_ANNOTATION))
+        .is_none()
+    {
+        return Ok(());
+    }
+    let node = live
+        .object
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    Err(ApiError::forbidden(
+        key,
+        &format!(
+            "it is the mirror of a static pod of node {node:?} and read-only in the API: \
+             edit or remove its manifest in the node's manifest directory instead"
+        ),
+    ))
 }
 
 async fn update(

@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use kelp_shared::wire::{
     sign, Birth, BootId, DesiredState, Envelope, Generation, MessageKind, Offline, Reported,
-    TopicKind, Topics, WireError, MAX_PACKET,
+    StaticPods, TopicKind, Topics, WireError, MAX_PACKET,
 };
 use rumqttc::{AsyncClient, QoS};
 use serde_json::{json, Value};
@@ -51,6 +51,11 @@ use link::{BrokerTarget, LinkEvent};
 pub const CLUSTER_INFO: &str = "kelp-cluster-info";
 /// Its namespace.
 pub const CLUSTER_INFO_NAMESPACE: &str = "kube-public";
+/// The annotation of a mirror pod (a node's static pod shown in the API, read-only there):
+/// the static pod's UID, as the kubelet's.
+pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+/// Most static pods a node's message may carry.
+const MAX_STATIC_PODS: usize = 256;
 /// The Node condition of a node whose desired state does not fit in a packet.
 pub const TOO_LARGE: &str = "DesiredStateTooLarge";
 
@@ -187,6 +192,7 @@ enum Incoming {
     Birth(Birth),
     Offline(Offline),
     Reported(Reported),
+    Static(StaticPods),
 }
 
 /// The latest agent run heard from, per node: (boot id, start time, sequence).
@@ -202,6 +208,10 @@ pub struct Hub {
     published: HashMap<String, u64>,
     births: HashMap<String, Run>,
     reports: HashMap<String, Run>,
+    statics: HashMap<String, Run>,
+    /// The latest report of each node (its pods' status is applied again when mirror pods
+    /// appear after it).
+    last_reports: HashMap<String, Reported>,
     /// Nodes heard from (birth, report or will) since the hub last connected to the broker.
     heard: BTreeSet<String>,
     /// When the hub last connected to the broker.
@@ -235,6 +245,8 @@ impl Hub {
             published: HashMap::new(),
             births: HashMap::new(),
             reports: HashMap::new(),
+            statics: HashMap::new(),
+            last_reports: HashMap::new(),
             heard: BTreeSet::new(),
             connected_at: Instant::now(),
             node_grace: Duration::from_secs(90),
@@ -435,6 +447,8 @@ impl Hub {
             self.published.remove(&node);
             self.births.remove(&node);
             self.reports.remove(&node);
+            self.statics.remove(&node);
+            self.last_reports.remove(&node);
         }
         Ok(retry)
     }
@@ -557,6 +571,7 @@ impl Hub {
             (TopicKind::Status, MessageKind::Birth) => envelope.open().map(Incoming::Birth),
             (TopicKind::Status, MessageKind::Offline) => envelope.open().map(Incoming::Offline),
             (TopicKind::Reported, MessageKind::Reported) => envelope.open().map(Incoming::Reported),
+            (TopicKind::Static, MessageKind::StaticPods) => envelope.open().map(Incoming::Static),
             _ => return Ok(()),
         };
         if incoming.is_ok() {
@@ -570,6 +585,7 @@ impl Hub {
             Ok(Incoming::Reported(reported)) if reported.node == node => {
                 self.on_reported(reported).await
             }
+            Ok(Incoming::Static(pods)) if pods.node == node => self.on_static(pods).await,
             Ok(_) => {
                 tracing::debug!(%topic, "dropping a message naming another node");
                 Ok(())
@@ -645,6 +661,15 @@ impl Hub {
             }
         }
         self.reports.insert(reported.node.clone(), run);
+        self.apply_report(&reported).await?;
+        self.finish_deletions(&reported).await?;
+        self.last_reports.insert(reported.node.clone(), reported);
+        Ok(())
+    }
+
+    /// Writes each reported pod's status into its pod (when the pod of that UID is bound to
+    /// the node).
+    async fn apply_report(&self, reported: &Reported) -> Result<(), HubError> {
         let node = self.store.get(&Key::new("Node", "", &reported.node));
         let host_ip = node
             .as_ref()
@@ -683,7 +708,106 @@ impl Hub {
                 }
             }
         }
-        self.finish_deletions(&reported).await
+        Ok(())
+    }
+
+    /// A node's static pods become mirror pods (`NAME` already carries the node's name;
+    /// annotation [`MIRROR_ANNOTATION`], owned by the Node); mirrors of pods the node no longer
+    /// has are removed. A pod of the API with the same name is left alone.
+    async fn on_static(&mut self, message: StaticPods) -> Result<(), HubError> {
+        let run = (message.boot_id, message.agent_start_unix_ms, message.seq);
+        if let Some(prev) = self.statics.get(&message.node) {
+            if prev.0 == run.0 && (run.1, run.2) < (prev.1, prev.2) {
+                return Ok(());
+            }
+        }
+        self.statics.insert(message.node.clone(), run);
+        let node = &message.node;
+        let node_uid = self
+            .store
+            .get(&Key::new("Node", "", node))
+            .and_then(|n| n.object["metadata"]["uid"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let now = now();
+        let mut wanted = BTreeSet::new();
+        for (i, bytes) in message.pods_json.iter().take(MAX_STATIC_PODS).enumerate() {
+            let Some(mirror) = status::mirror_pod(bytes, node, &node_uid, &now) else {
+                tracing::debug!(%node, index = i, "dropping a static pod that is not a named Pod");
+                continue;
+            };
+            let ns = mirror["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_owned();
+            let name = mirror["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let key = Key::new("Pod", &ns, &name);
+            wanted.insert((ns, name));
+            let uid = mirror["metadata"]["uid"].clone();
+            match self.store.get(&key) {
+                None => match self.store.create(key, mirror, Durability::Relaxed).await {
+                    Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
+                    Err(err) => return Err(err.into()),
+                },
+                Some(live) => {
+                    let annotations = live.object.pointer("/metadata/annotations");
+                    let mirror_of = annotations.and_then(|a| a.get(MIRROR_ANNOTATION));
+                    let same_node = live.object["spec"]["nodeName"].as_str() == Some(node);
+                    if mirror_of.is_none() || !same_node {
+                        tracing::warn!(%node, pod = %key, "a pod of the API has the name of the node's static pod: no mirror pod");
+                        continue;
+                    }
+                    if live.object["metadata"]["uid"] == uid
+                        && live.object["spec"] == mirror["spec"]
+                    {
+                        continue;
+                    }
+                    // A changed manifest is a new pod (new UID), as on the kubelet.
+                    match self
+                        .store
+                        .delete(key.clone(), Some(live.revision), Durability::Relaxed)
+                        .await
+                    {
+                        Ok(_) | Err(StoreError::NotFound(_)) | Err(StoreError::Conflict { .. }) => {
+                        }
+                        Err(err) => return Err(err.into()),
+                    }
+                    match self.store.create(key, mirror, Durability::Relaxed).await {
+                        Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
+                        Err(err) => return Err(err.into()),
+                    }
+                }
+            }
+        }
+        let (pods, _) = self.store.list("Pod", None);
+        for pod in pods {
+            let o = &pod.object;
+            let is_mirror = o
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(MIRROR_ANNOTATION))
+                .is_some();
+            if !is_mirror || o["spec"]["nodeName"].as_str() != Some(node.as_str()) {
+                continue;
+            }
+            if wanted.contains(&(pod.key.namespace.clone(), pod.key.name.clone())) {
+                continue;
+            }
+            match self
+                .store
+                .delete(pod.key.clone(), Some(pod.revision), Durability::Relaxed)
+                .await
+            {
+                Ok(_) | Err(StoreError::NotFound(_)) | Err(StoreError::Conflict { .. }) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        // The node's report may have come before its mirror pods existed.
+        if let Some(reported) = self.last_reports.get(node) {
+            self.apply_report(reported).await?;
+        }
+        Ok(())
     }
 
     /// A pod deleted in the API stays Terminating until its node reports it gone; then (with
@@ -810,6 +934,7 @@ pub async fn start(
     let subscriptions = vec![
         (options.topics.all_status(), QoS::AtLeastOnce),
         (options.topics.all_reported(), QoS::AtLeastOnce),
+        (options.topics.all_static(), QoS::AtLeastOnce),
         (options.topics.all_cmd_resp(), QoS::AtLeastOnce),
     ];
     let client_id = format!("kelp-controller-{}", identity.cluster_id);

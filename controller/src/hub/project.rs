@@ -119,6 +119,15 @@ pub fn project_all(
     let secrets: BTreeMap<NsName, &Stored> = secrets.iter().map(|s| (ns_name(s), s)).collect();
     let mut by_node: BTreeMap<&str, Vec<&Stored>> = BTreeMap::new();
     for pod in pods {
+        // A mirror pod is the node's own static pod: never sent back to it.
+        if pod
+            .object
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(super::MIRROR_ANNOTATION))
+            .is_some()
+        {
+            continue;
+        }
         if let Some(node) = str_at(&pod.object, &["spec", "nodeName"]) {
             by_node.entry(node).or_default().push(pod);
         }

@@ -195,6 +195,54 @@ pub fn apply_unknown(node: &mut Value, message: &str, now: &str) {
     );
 }
 
+/// The mirror pod of a node's static pod (`bytes`: its JSON Pod, from the node): the node's
+/// spec and metadata, the mirror annotation with the static pod's UID, owned by the Node, no
+/// status (the node's reports fill it). None when it is not a named Pod with a UID.
+pub fn mirror_pod(bytes: &[u8], node: &str, node_uid: &str, now: &str) -> Option<Value> {
+    let pod: Value = serde_json::from_slice(bytes).ok()?;
+    if pod.get("kind")?.as_str()? != "Pod" {
+        return None;
+    }
+    let name = pod.pointer("/metadata/name")?.as_str()?;
+    let uid = pod.pointer("/metadata/uid")?.as_str()?;
+    if kelp_shared::wire::check_node_name(name).is_err() || uid.is_empty() {
+        return None;
+    }
+    let namespace = pod
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let mut annotations = pod
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    annotations.insert(super::MIRROR_ANNOTATION.into(), json!(uid));
+    annotations.insert("kubernetes.io/config.source".into(), json!("file"));
+    let mut spec = pod.get("spec").cloned().unwrap_or_else(|| json!({}));
+    spec["nodeName"] = json!(node);
+    Some(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": uid,
+            "creationTimestamp": now,
+            "labels": pod.pointer("/metadata/labels").cloned().unwrap_or_else(|| json!({})),
+            "annotations": annotations,
+            "ownerReferences": [{
+                "apiVersion": "v1",
+                "kind": "Node",
+                "name": node,
+                "uid": node_uid,
+                "controller": true,
+            }],
+        },
+        "spec": spec,
+    }))
+}
+
 /// The node's first InternalIP (the pods' `hostIP`).
 pub fn internal_ip(node: &Value) -> Option<&str> {
     node["status"]["addresses"]

@@ -497,3 +497,114 @@ async fn nodes_not_heard_from_within_the_grace_become_unknown() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn static_pods_become_mirror_pods_that_follow_the_node() {
+    use kelp_shared::wire::StaticPods;
+    let mut f = fixture();
+    let cluster = f.identity.cluster_id;
+    put(&f.store, "Node", "", "pi-1", node("pi-1")).await;
+    let static_pod = |name: &str, image: &str| {
+        serde_json::to_vec(&json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}-{image}"),
+                         "labels": {"app": name}},
+            "spec": {"nodeName": "pi-1", "containers": [{"name": "c", "image": image}]},
+        }))
+        .unwrap()
+    };
+    let message = |seq: u64, pods: Vec<Vec<u8>>| StaticPods {
+        node: "pi-1".into(),
+        boot_id: BootId([1; 16]),
+        agent_start_unix_ms: 1,
+        seq,
+        pods_json: pods,
+    };
+    let topic = "kelp/v1/nodes/pi-1/static";
+    f.hub
+        .handle(
+            topic,
+            &sealed(cluster, &message(1, vec![static_pod("web-pi-1", "a")])),
+        )
+        .await
+        .unwrap();
+    let mirror = f
+        .store
+        .get(&Key::new("Pod", "default", "web-pi-1"))
+        .unwrap();
+    assert_eq!(
+        mirror.object["metadata"]["annotations"][MIRROR_ANNOTATION],
+        "uid-web-pi-1-a"
+    );
+    assert_eq!(mirror.object["metadata"]["uid"], "uid-web-pi-1-a");
+    assert_eq!(
+        mirror.object["metadata"]["ownerReferences"][0]["uid"],
+        "uid-pi-1"
+    );
+    // Never sent back to the node as a pod to run.
+    let published = Recorder::default();
+    f.hub.sync(&published).await.unwrap();
+    let (_, payload) = published
+        .take()
+        .into_iter()
+        .find(|(t, _)| t.ends_with("/pi-1/desired"))
+        .unwrap();
+    let desired = open(&f.identity, &payload);
+    assert!(desired
+        .objects_json
+        .iter()
+        .all(|o| !String::from_utf8_lossy(o).contains("web-pi-1")));
+
+    // A changed manifest replaces it (new UID); an API pod of the same name is left alone;
+    // an older message is ignored.
+    put(
+        &f.store,
+        "Pod",
+        "default",
+        "db-pi-1",
+        pod("db-pi-1", "pi-1", json!([])),
+    )
+    .await;
+    f.hub
+        .handle(
+            topic,
+            &sealed(
+                cluster,
+                &message(
+                    3,
+                    vec![static_pod("web-pi-1", "b"), static_pod("db-pi-1", "x")],
+                ),
+            ),
+        )
+        .await
+        .unwrap();
+    let mirror = f
+        .store
+        .get(&Key::new("Pod", "default", "web-pi-1"))
+        .unwrap();
+    assert_eq!(mirror.object["metadata"]["uid"], "uid-web-pi-1-b");
+    let db = f.store.get(&Key::new("Pod", "default", "db-pi-1")).unwrap();
+    assert!(db.object["metadata"]["annotations"][MIRROR_ANNOTATION].is_null());
+    f.hub
+        .handle(topic, &sealed(cluster, &message(2, vec![])))
+        .await
+        .unwrap();
+    assert!(f
+        .store
+        .get(&Key::new("Pod", "default", "web-pi-1"))
+        .is_some());
+
+    // Gone from the node: the mirror goes.
+    f.hub
+        .handle(topic, &sealed(cluster, &message(4, vec![])))
+        .await
+        .unwrap();
+    assert!(f
+        .store
+        .get(&Key::new("Pod", "default", "web-pi-1"))
+        .is_none());
+    assert!(f
+        .store
+        .get(&Key::new("Pod", "default", "db-pi-1"))
+        .is_some());
+}

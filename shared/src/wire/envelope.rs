@@ -44,11 +44,13 @@ pub enum MessageKind {
     Request,
     /// [`crate::wire::Response`], node → controller.
     Response,
+    /// [`crate::wire::StaticPods`], node → controller on `static`.
+    StaticPods,
 }
 
 impl MessageKind {
     /// Every kind, in wire order.
-    pub const ALL: [MessageKind; 8] = [
+    pub const ALL: [MessageKind; 9] = [
         MessageKind::Desired,
         MessageKind::Birth,
         MessageKind::Offline,
@@ -57,6 +59,7 @@ impl MessageKind {
         MessageKind::Metrics,
         MessageKind::Request,
         MessageKind::Response,
+        MessageKind::StaticPods,
     ];
 
     /// Whether an agent must drop this kind unless it carries a valid signature by the

@@ -342,6 +342,32 @@ pub struct Condition {
 }
 
 // ---------------------------------------------------------------------------------------
+// node → controller: static topic
+// ---------------------------------------------------------------------------------------
+
+/// The node's static pods (from its manifest directory), published retained on `static`
+/// when the set changes: the controller shows each as a read-only mirror pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaticPods {
+    /// Node name.
+    pub node: String,
+    /// This agent run.
+    pub boot_id: BootId,
+    /// When this agent run started.
+    pub agent_start_unix_ms: u64,
+    /// Sequence number within this agent run.
+    pub seq: u64,
+    /// Each static pod as a JSON `Pod` (name with the node's name appended, its UID, its
+    /// `spec.nodeName`).
+    #[serde(with = "vec_of_bytes")]
+    pub pods_json: Vec<Vec<u8>>,
+}
+
+impl Message for StaticPods {
+    const KIND: MessageKind = MessageKind::StaticPods;
+}
+
+// ---------------------------------------------------------------------------------------
 // controller → node: desired topic
 // ---------------------------------------------------------------------------------------
 

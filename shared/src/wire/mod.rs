@@ -70,7 +70,7 @@ pub use messages::{
     AddressKind, Birth, Condition, ConditionStatus, ContainerReport, ContainerState, DesiredState,
     EventBatch, EventType, Generation, Message, MetricsBatch, NodeAddress, NodeEvent, ObjectRef,
     Offline, PodPhase, PodReport, Reported, Request, RequestBody, Resources, Response,
-    ResponseBody, Sample, Series,
+    ResponseBody, Sample, Series, StaticPods,
 };
 #[cfg(feature = "sign")]
 pub use sign::{sign, verify, PublicKey, SignError, SigningKey};

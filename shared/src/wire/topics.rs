@@ -90,6 +90,8 @@ pub enum TopicKind {
     CmdReq(String),
     /// `cmd/{name}/resp`, carrying the command channel name.
     CmdResp(String),
+    /// `static`: the node's static pods (shown as mirror pods).
+    Static,
 }
 
 impl TopicKind {
@@ -105,7 +107,7 @@ impl TopicKind {
     pub const fn retain(&self) -> bool {
         matches!(
             self,
-            TopicKind::Desired | TopicKind::Status | TopicKind::Reported
+            TopicKind::Desired | TopicKind::Status | TopicKind::Reported | TopicKind::Static
         )
     }
 
@@ -125,6 +127,7 @@ impl TopicKind {
                 | (TopicKind::Metrics, MessageKind::Metrics)
                 | (TopicKind::CmdReq(_), MessageKind::Request)
                 | (TopicKind::CmdResp(_), MessageKind::Response)
+                | (TopicKind::Static, MessageKind::StaticPods)
         )
     }
 
@@ -138,6 +141,7 @@ impl TopicKind {
             TopicKind::Metrics => "metrics".to_owned(),
             TopicKind::CmdReq(name) => format!("cmd/{name}/req"),
             TopicKind::CmdResp(name) => format!("cmd/{name}/resp"),
+            TopicKind::Static => "static".to_owned(),
         }
     }
 }
@@ -337,6 +341,16 @@ impl Topics {
         format!("{}/nodes/+/reported", self.prefix)
     }
 
+    /// `{prefix}/nodes/{node}/static`.
+    pub fn static_pods(&self, node: &str) -> Result<String, TopicError> {
+        self.topic(node, &TopicKind::Static)
+    }
+
+    /// `{prefix}/nodes/+/static`.
+    pub fn all_static(&self) -> String {
+        format!("{}/nodes/+/static", self.prefix)
+    }
+
     /// `{prefix}/nodes/+/events`.
     pub fn all_events(&self) -> String {
         format!("{}/nodes/+/events", self.prefix)
@@ -393,6 +407,7 @@ impl Topics {
             "reported" => TopicKind::Reported,
             "events" => TopicKind::Events,
             "metrics" => TopicKind::Metrics,
+            "static" => TopicKind::Static,
             _ => {
                 let cmd = rest.strip_prefix("cmd/")?;
                 let (name, end) = cmd.split_once('/')?;
@@ -500,6 +515,7 @@ mod tests {
                 TopicKind::Metrics,
                 TopicKind::CmdReq("x".into()),
                 TopicKind::CmdResp("x".into()),
+                TopicKind::Static,
             ]
             .iter()
             .filter(|topic| topic.carries(kind))
@@ -519,6 +535,7 @@ mod tests {
             TopicKind::Metrics,
             TopicKind::CmdReq("logs".into()),
             TopicKind::CmdResp("exec-2".into()),
+            TopicKind::Static,
         ] {
             let topic = t.topic("node-1.site", &kind).unwrap();
             assert_eq!(t.parse(&topic), Some(("node-1.site".to_owned(), kind)));
