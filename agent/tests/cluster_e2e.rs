@@ -30,13 +30,18 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, cluster_cidr: &str) -> Self {
+        Self::start_with(dir, cluster_cidr, &["--mqtt-listen", "127.0.0.1:0"])
+    }
+
+    fn start_with(dir: &Path, cluster_cidr: &str, extra: &[&str]) -> Self {
         let config = dir.join("kelp.yaml");
         let mut child = Command::new(kelp_bin())
             .arg("server")
             .arg("--disable-agent")
             .arg("--data-dir")
             .arg(dir.join("controller"))
-            .args(["--listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
             .args(["--cluster-cidr", cluster_cidr])
             .arg("--write-config")
             .arg(&config)
@@ -518,4 +523,203 @@ fn static_pods_show_in_the_api_as_read_only_mirror_pods() {
                 .then_some(())
         },
     );
+}
+
+/// Mosquitto with a TLS listener (a CA and server certificate made by `openssl` for
+/// 127.0.0.1) and a password file; killed on drop.
+struct TlsBroker {
+    dir: PathBuf,
+    port: u16,
+    child: Child,
+}
+
+impl TlsBroker {
+    fn start(dir: &Path) -> Self {
+        let dir = dir.join("mosquitto");
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("openssl is missing: apt-get install openssl");
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        run(&[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=kelp-test-ca",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+            ],
+        ]
+        .concat());
+        run(&[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat());
+        std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "ext",
+        ]);
+        // Mosquitto drops root for its own user before it reads the key.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.join("server.key"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let out = Command::new("mosquitto_passwd")
+            .args(["-c", "-b"])
+            .arg(dir.join("passwd"))
+            .args(["kelp", "controller-secret"])
+            .output()
+            .expect("mosquitto_passwd is missing: apt-get install mosquitto");
+        assert!(out.status.success(), "mosquitto_passwd: {out:?}");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let d = dir.display();
+        std::fs::write(
+            dir.join("mosquitto.conf"),
+            format!(
+                "listener {port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\nallow_anonymous false\npassword_file {d}/passwd\npersistence false\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(dir.join("mosquitto.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        let broker = Self { dir, port, child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        broker
+    }
+
+    /// Adds a user and has Mosquitto read its password file again.
+    fn add_user(&self, user: &str, password: &str) {
+        let out = Command::new("mosquitto_passwd")
+            .arg("-b")
+            .arg(self.dir.join("passwd"))
+            .args([user, password])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mosquitto_passwd: {out:?}");
+        let out = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+impl Drop for TlsBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn controller_and_node_speak_tls_to_an_external_broker() {
+    let mut node = Node::new("tls");
+    let broker = TlsBroker::start(&node.base);
+    let ca = broker.dir.join("ca.pem");
+    let url = format!("mqtts://kelp:controller-secret@127.0.0.1:{}", broker.port);
+    let server = Server::start_with(
+        &node.base,
+        "10.42.0.0/16",
+        &["--mqtt-url", &url, "--mqtt-ca", ca.to_str().unwrap()],
+    );
+    let join = node.base.join("join.yaml");
+    server.ok(&["node", "add", "e2e", "-o", join.to_str().unwrap()]);
+    let join_file =
+        kelp_shared::join::JoinFile::parse(&std::fs::read_to_string(&join).unwrap()).unwrap();
+    assert_eq!(
+        join_file.broker_url,
+        format!("mqtts://127.0.0.1:{}", broker.port)
+    );
+    assert_eq!(
+        join_file.ca_pem.as_deref().map(str::trim),
+        Some(std::fs::read_to_string(&ca).unwrap().trim()),
+        "the join file carries the broker's CA"
+    );
+    broker.add_user("e2e", &join_file.password);
+
+    node.extra_args = vec!["--join-file".into(), join.display().to_string()];
+    node.start_agent();
+    node.wait_for("node e2e Ready over TLS", Duration::from_secs(60), |_| {
+        let out = server.kelp(&["get", "nodes"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.starts_with("e2e ") && l.contains(" Ready"))
+            .then_some(())
+    });
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  nodeName: e2e\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"
+    );
+    let file = node.base.join("web.yaml");
+    std::fs::write(&file, pod).unwrap();
+    server.ok(&["apply", "-f", file.to_str().unwrap()]);
+    node.wait_for("web Running over TLS", Duration::from_secs(90), |_| {
+        let out = server.kelp(&["get", "pods"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.starts_with("web ") && l.contains("Running"))
+            .then_some(())
+    });
+    server.ok(&["delete", "pod", "web"]);
 }

@@ -94,7 +94,9 @@ pub async fn start(
         broker_url: options.broker_url.clone(),
         username: options.node.clone(),
         password,
-        ca_pem: None,
+        ca_pem: info.object["data"]["brokerCaPem"]
+            .as_str()
+            .map(str::to_owned),
         cluster_id: field("clusterId")?
             .parse()
             .map_err(|e| anyhow::anyhow!("cluster info: {e}"))?,

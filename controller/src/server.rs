@@ -35,10 +35,13 @@ pub struct ServerArgs {
     /// Where the embedded MQTT broker listens (port 0 picks a free port, printed at start).
     #[arg(long, default_value = "127.0.0.1:1883")]
     pub mqtt_listen: SocketAddr,
-    /// Use this external broker (`mqtt://USER:PASSWORD@HOST:PORT`, e.g. Mosquitto) instead of
-    /// the embedded one. TLS (`mqtts://`) is not supported yet.
+    /// Use this external broker (`mqtt://USER:PASSWORD@HOST:PORT`, e.g. Mosquitto, or
+    /// `mqtts://…` for TLS with --mqtt-ca) instead of the embedded one.
     #[arg(long, value_name = "URL")]
     pub mqtt_url: Option<String>,
+    /// The CA certificate (PEM file) of an `mqtts://` broker; join files carry it to nodes.
+    #[arg(long, value_name = "FILE")]
+    pub mqtt_ca: Option<PathBuf>,
     /// The broker URL written into join files (default: the broker's address as the server
     /// reaches it).
     #[arg(long, value_name = "URL")]
@@ -187,6 +190,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             mqtt_listen: args.mqtt_listen,
             mqtt_url: args.mqtt_url.clone(),
             advertise_url: args.mqtt_advertise_url.clone(),
+            mqtt_ca: match &args.mqtt_ca {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("--mqtt-ca {}", path.display()))?,
+                ),
+                None => None,
+            },
             cluster_cidr: args.cluster_cidr,
             debounce: args.desired_debounce,
             node_grace: args.node_grace,

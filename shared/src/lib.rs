@@ -15,6 +15,8 @@ pub mod api;
 pub mod join;
 #[cfg(feature = "api")]
 pub mod manifest;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod wire;
 
 /// kelp's own version, as every binary reports it.

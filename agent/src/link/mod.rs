@@ -56,6 +56,8 @@ pub struct LinkConfig {
     /// First wait before reconnecting, doubled up to `reconnect_max`.
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// TLS (`mqtts://`): the client configuration trusting the join file's `caPem`.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// How long after the first connection a received desired state is held back while
     /// another live agent with this node's name could still answer (see the module docs).
     pub claim_window: Duration,
@@ -64,12 +66,17 @@ pub struct LinkConfig {
 impl LinkConfig {
     pub fn from_join(join: &JoinFile) -> anyhow::Result<Self> {
         let (host, port, tls) = join.broker_address()?;
-        if tls {
-            anyhow::bail!(
-                "brokerUrl {:?}: TLS (mqtts://) is not supported by this agent yet",
+        let tls = match (tls, &join.ca_pem) {
+            (false, _) => None,
+            (true, None) => anyhow::bail!(
+                "brokerUrl {:?} is TLS (mqtts://): the join file needs caPem, the CA certificate of the broker",
                 join.broker_url
-            );
-        }
+            ),
+            (true, Some(pem)) => Some(std::sync::Arc::new(
+                kelp_shared::tls::client_config(pem)
+                    .map_err(|e| anyhow::anyhow!("caPem: {e}"))?,
+            )),
+        };
         Ok(Self {
             host,
             port,
@@ -83,6 +90,7 @@ impl LinkConfig {
             reconnect_min: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(60),
             claim_window: Duration::from_secs(2),
+            tls,
         })
     }
 }
@@ -160,6 +168,11 @@ impl Link {
             // retained and comes again with every subscription.
             .set_clean_session(true)
             .set_last_will(LastWill::new(status.clone(), will, QoS::AtLeastOnce, true));
+        if let Some(tls) = &config.tls {
+            options.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(tls.clone()),
+            ));
+        }
         let (client, connection) = Client::new(options, 16);
         let (tx, inbox) = mpsc::channel();
         let thread_client = client.clone();

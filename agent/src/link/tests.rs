@@ -23,6 +23,7 @@ fn config(key: &SigningKey, cluster: ClusterId) -> LinkConfig {
         reconnect_min: Duration::from_secs(1),
         reconnect_max: Duration::from_secs(60),
         claim_window: Duration::from_secs(2),
+        tls: None,
     }
 }
 

@@ -67,7 +67,7 @@ fn add_inner(ctx: &Context, args: &NodeAddArgs) -> Result<PathBuf, ApiError> {
         broker_url: info_field(&info, "brokerUrl")?.to_owned(),
         username: name.to_owned(),
         password: password.clone(),
-        ca_pem: None,
+        ca_pem: info["data"]["brokerCaPem"].as_str().map(str::to_owned),
         cluster_id: info_field(&info, "clusterId")?
             .parse()
             .map_err(|e| ApiError::Other(format!("cluster info: {e}")))?,

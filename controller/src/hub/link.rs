@@ -21,11 +21,18 @@ pub struct BrokerTarget {
     pub username: String,
     /// Password.
     pub password: String,
+    /// TLS (`mqtts://`).
+    pub tls: bool,
 }
 
 impl std::fmt::Debug for BrokerTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "mqtt://{}@{}:{}", self.username, self.host, self.port)
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        write!(
+            f,
+            "{scheme}://{}@{}:{}",
+            self.username, self.host, self.port
+        )
     }
 }
 
@@ -47,8 +54,8 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 impl BrokerTarget {
-    /// Parses `mqtt://USER:PASSWORD@HOST[:PORT]` (user and password percent-encoded).
-    /// `mqtts://` is refused for now: TLS to an external broker comes later.
+    /// Parses `mqtt://USER:PASSWORD@HOST[:PORT]` or `mqtts://…` (TLS; port 8883 by
+    /// default), user and password percent-encoded.
     pub fn parse(url: &str) -> Result<BrokerTarget, HubError> {
         let bad = |reason: &str| HubError::MqttUrl {
             reason: reason.to_owned(),
@@ -56,11 +63,11 @@ impl BrokerTarget {
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| bad("expected mqtt://USER:PASSWORD@HOST[:PORT]"))?;
-        match scheme {
-            "mqtt" => {}
-            "mqtts" => return Err(bad("mqtts:// (TLS) is not supported yet; use mqtt://")),
+        let (tls, default_port) = match scheme {
+            "mqtt" => (false, 1883),
+            "mqtts" => (true, 8883),
             other => return Err(bad(&format!("unsupported scheme {other:?}"))),
-        }
+        };
         let rest = rest.trim_end_matches('/');
         let (auth, hostport) = rest
             .rsplit_once('@')
@@ -76,12 +83,12 @@ impl BrokerTarget {
             let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed `[`"))?;
             match after.strip_prefix(':') {
                 Some(port) => (host, port.parse().map_err(|_| bad("bad port"))?),
-                None => (host, 1883),
+                None => (host, default_port),
             }
         } else {
             match hostport.rsplit_once(':') {
                 Some((host, port)) => (host, port.parse().map_err(|_| bad("bad port"))?),
-                None => (hostport, 1883),
+                None => (hostport, default_port),
             }
         };
         if host.is_empty() || username.is_empty() {
@@ -92,6 +99,7 @@ impl BrokerTarget {
             port,
             username,
             password,
+            tls,
         })
     }
 }
@@ -116,6 +124,7 @@ pub fn connect(
     target: &BrokerTarget,
     client_id: &str,
     topics: Vec<(String, QoS)>,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 ) -> (AsyncClient, mpsc::Receiver<LinkEvent>) {
     let mut options = MqttOptions::new(client_id, target.host.clone(), target.port);
     options
@@ -123,6 +132,11 @@ pub fn connect(
         .set_keep_alive(Duration::from_secs(60))
         .set_clean_session(true)
         .set_max_packet_size(MAX_MQTT_PACKET, MAX_MQTT_PACKET);
+    if let Some(tls) = tls {
+        options.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls),
+        ));
+    }
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
     let (tx, rx) = mpsc::channel(1024);
     let subscriber = client.clone();
@@ -179,13 +193,15 @@ mod tests {
                 host: "broker.lan".into(),
                 port: 1884,
                 username: "kelp".into(),
-                password: "p@ss".into()
+                password: "p@ss".into(),
+                tls: false,
             }
         );
         assert!(!format!("{t:?}").contains("p@ss"));
         assert_eq!(BrokerTarget::parse("mqtt://u:p@[::1]").unwrap().port, 1883);
+        let tls = BrokerTarget::parse("mqtts://u:p@h").unwrap();
+        assert!(tls.tls && tls.port == 8883);
         for (bad, want) in [
-            ("mqtts://u:p@h", "not supported yet"),
             ("http://u:p@h", "unsupported scheme"),
             ("mqtt://h:1883", "USER:PASSWORD"),
             ("mqtt://u:p@h:x", "bad port"),

@@ -112,6 +112,8 @@ pub struct HubOptions {
     /// The broker URL nodes are given in their join files (default: the embedded broker's
     /// address, or the external URL without credentials).
     pub advertise_url: Option<String>,
+    /// The CA certificate (PEM) of an external `mqtts://` broker; join files carry it.
+    pub mqtt_ca: Option<String>,
     /// The pod network; each node gets a /24 of it.
     pub cluster_cidr: ClusterCidr,
     /// How long the hub waits after a change before projecting (changes within it share
@@ -858,14 +860,18 @@ async fn write_cluster_info(
     identity: &Identity,
     broker_url: &str,
     topics: &Topics,
+    broker_ca: Option<&str>,
 ) -> Result<(), HubError> {
     let key = Key::new("ConfigMap", CLUSTER_INFO_NAMESPACE, CLUSTER_INFO);
-    let data = json!({
+    let mut data = json!({
         "clusterId": identity.cluster_id.to_string(),
         "controllerPublicKey": identity.key.public_key().to_string(),
         "brokerUrl": broker_url,
         "topicPrefix": topics.prefix(),
     });
+    if let Some(pem) = broker_ca {
+        data["brokerCaPem"] = json!(pem);
+    }
     match store.get(&key) {
         Some(current) if current.object["data"] == data => Ok(()),
         Some(current) => {
@@ -905,10 +911,16 @@ pub async fn start(
     let (target, embedded, broker_url) = match &options.mqtt_url {
         Some(url) => {
             let target = BrokerTarget::parse(url)?;
+            if target.tls && options.mqtt_ca.is_none() {
+                return Err(HubError::MqttUrl {
+                    reason: "mqtts:// needs --mqtt-ca, the broker's CA certificate (PEM)".into(),
+                });
+            }
+            let scheme = if target.tls { "mqtts" } else { "mqtt" };
             let advertised = options
                 .advertise_url
                 .clone()
-                .unwrap_or_else(|| format!("mqtt://{}:{}", target.host, target.port));
+                .unwrap_or_else(|| format!("{scheme}://{}:{}", target.host, target.port));
             (target, None, advertised)
         }
         None => {
@@ -922,6 +934,7 @@ pub async fn start(
                 port: addr.port(),
                 username: broker::CONTROLLER_USER.to_owned(),
                 password: identity.mqtt_password.clone(),
+                tls: false,
             };
             let advertised = options
                 .advertise_url
@@ -930,7 +943,22 @@ pub async fn start(
             (target, Some(addr), advertised)
         }
     };
-    write_cluster_info(&store, &identity, &broker_url, &options.topics).await?;
+    let tls = match (&options.mqtt_ca, target.tls) {
+        (Some(pem), true) => Some(Arc::new(kelp_shared::tls::client_config(pem).map_err(
+            |e| HubError::MqttUrl {
+                reason: format!("--mqtt-ca: {e}"),
+            },
+        )?)),
+        _ => None,
+    };
+    write_cluster_info(
+        &store,
+        &identity,
+        &broker_url,
+        &options.topics,
+        options.mqtt_ca.as_deref(),
+    )
+    .await?;
     let subscriptions = vec![
         (options.topics.all_status(), QoS::AtLeastOnce),
         (options.topics.all_reported(), QoS::AtLeastOnce),
@@ -938,7 +966,7 @@ pub async fn start(
         (options.topics.all_cmd_resp(), QoS::AtLeastOnce),
     ];
     let client_id = format!("kelp-controller-{}", identity.cluster_id);
-    let (client, events) = link::connect(&target, &client_id, subscriptions);
+    let (client, events) = link::connect(&target, &client_id, subscriptions, tls);
     let node_requests = requests::NodeRequests::new(
         identity.clone(),
         options.topics.clone(),
