@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane: store, API, scheduler and controllers.
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
     #[command(flatten)]
     Kubectl(cli::Command),
 }
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     let server = matches!(cli.command, Command::Server(_));
     init_tracing(if server { "info" } else { "warn" });
     match cli.command {
-        Command::Server(args) => match server::main(args) {
+        Command::Server(args) => match server::main(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e:#}");
