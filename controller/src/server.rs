@@ -183,7 +183,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     if let Some(addr) = hub.embedded {
         println!("kelp mqtt broker listening on mqtt://{addr}");
     }
-    let state = ApiState::with_node_requests(store.clone(), token, hub.requests.clone());
+    let state = ApiState::with_node_requests(
+        store.clone(),
+        token,
+        hub.requests.clone(),
+        hub.events.clone(),
+    );
     let ns_task = tokio::spawn(api::namespaces::run(state.clone(), args.namespace_resync));
 
     let handle = axum_server::Handle::new();
