@@ -532,8 +532,8 @@ impl Hub {
         Ok(())
     }
 
-    /// Handles one message from a node's `status`, `reported` or `events` topic. Anything foreign,
-    /// malformed, stale or addressed wrongly is dropped (logged at debug level).
+    /// Handles one message from a node's `status`, `reported` or `events` topic. Anything
+    /// foreign, malformed, stale or addressed wrongly is dropped (logged at debug level).
     pub async fn handle(&mut self, topic: &str, payload: &[u8]) -> Result<(), HubError> {
         let Some((node, topic_kind)) = self.topics.parse(topic) else {
             return Ok(());
