@@ -444,6 +444,9 @@ fn event_lines(describe: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Events travel from the node (its outbox, the `events` topic) through the hub into the
+/// controller's in-memory event store, and out through the API to `kelp describe` and
+/// `kelp get events`; a client's posted event joins them.
 #[test]
 fn a_crash_looping_pods_events_reach_kelp_describe_from_its_node() {
     let mut node = Node::new("events");
@@ -551,4 +554,24 @@ fn a_crash_looping_pods_events_reach_kelp_describe_from_its_node() {
         (list["items"][0]["count"].as_u64()? > count).then_some(())
     });
     server.ok(&["delete", "pod", "crash"]);
+
+    // A client's event goes to the same store, aggregated: a field engineer's note about the
+    // node shows in kelp describe node, counted.
+    let note = node.base.join("note.yaml");
+    std::fs::write(
+        &note,
+        "apiVersion: v1\nkind: Event\nmetadata:\n  name: e2e.fan\n  namespace: default\ninvolvedObject:\n  kind: Node\n  name: e2e\nreason: Maintenance\nmessage: fan replaced\ntype: Normal\nsource:\n  component: field-engineer\n",
+    )
+    .unwrap();
+    server.ok(&["create", "-f", note.to_str().unwrap()]);
+    server.ok(&["create", "-f", note.to_str().unwrap()]);
+    let lines = event_lines(&server.ok(&["describe", "node", "e2e"]));
+    assert!(
+        lines.iter().any(|l| l.contains("Normal")
+            && l.contains("Maintenance")
+            && l.contains("(x2 over")
+            && l.contains("field-engineer")
+            && l.contains("fan replaced")),
+        "{lines:#?}"
+    );
 }
