@@ -90,6 +90,9 @@ struct Worker {
     /// What the probes of each container's run had reported at the last sync, so each new
     /// failure and probe kill becomes one event; None before the first sync.
     probes_seen: Option<BTreeMap<String, ProbesSeen>>,
+    /// Per container in crash-loop back-off: the restart count its `BackOff` event was
+    /// recorded at (one event per back-off, not one per sync).
+    backoff_noted: BTreeMap<String, i32>,
 }
 
 /// A run (by start time) and its probes' record, as last seen.
@@ -111,6 +114,8 @@ pub struct Agent {
     pending_events: RefCell<Vec<(String, bool, &'static str, String)>>,
     /// The node's own events (image garbage collection), in `<run-dir>/events.json`.
     node_events: RefCell<Vec<crate::events::Event>>,
+    /// Events on their way to the controller (when the node joined a cluster).
+    outbox: RefCell<crate::events::Outbox>,
     /// The node's address (`status.hostIP`).
     node_ip: Option<Ipv4Addr>,
     /// The pod address handed out last: the next pod gets the next free one.
@@ -217,6 +222,7 @@ impl Agent {
             pull_backoff: RefCell::new(BTreeMap::new()),
             pending_events: RefCell::new(Vec::new()),
             node_events: RefCell::new(Vec::new()),
+            outbox: RefCell::default(),
             node_ip,
             last_pod_ip: None,
             applied_rules: None,
@@ -294,6 +300,17 @@ impl Agent {
         }
         if let Err(e) = self.publish_static(statics) {
             tracing::warn!("publishing the static pods: {e:#}");
+        }
+        if let Some(link) = self.link.as_ref().filter(|l| l.ready) {
+            let sent = self.outbox.borrow_mut().flush(
+                link.boot_id,
+                link.start_unix_ms,
+                Instant::now(),
+                |batch| link.link.publish_events(batch),
+            );
+            if let Err(e) = sent {
+                tracing::warn!("publishing events: {e:#}");
+            }
         }
         if let Err(e) = self.collect_images(&desired) {
             tracing::error!("image garbage collection: {e:#}");
@@ -480,6 +497,22 @@ impl Agent {
             .push((uid.to_string(), warning, reason, message));
     }
 
+    /// Queues an event about `object` for the controller, when the node joined a cluster.
+    fn send_event(
+        &self,
+        object: kelp_shared::wire::ObjectRef,
+        warning: bool,
+        reason: &str,
+        message: &str,
+    ) {
+        if self.link.is_some() {
+            let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+            self.outbox
+                .borrow_mut()
+                .record(object, warning, reason, message, now_ms);
+        }
+    }
+
     /// Percentage of the image store's filesystem in use.
     fn image_disk_used(&self) -> Result<f64> {
         let st = rustix::fs::statvfs(self.images.root())?;
@@ -542,6 +575,13 @@ impl Agent {
                 image.manifest_digest.as_str(),
                 self.config.image_gc_high
             );
+            let node = kelp_shared::wire::ObjectRef {
+                kind: "Node".into(),
+                namespace: String::new(),
+                name: self.config.node_name.clone(),
+                uid: String::new(),
+            };
+            self.send_event(node, false, "ImageGCRemoved", &message);
             crate::events::record(
                 &mut self.node_events.borrow_mut(),
                 false,
@@ -634,11 +674,15 @@ impl Agent {
             match self.start_container(dp, desired, (&info, &network), kind, index, next.count) {
                 Ok(pid) => {
                     tracing::info!(pod = %name, container = %container.name, pid, restarts = next.count, "started");
+                    let c = &container.name;
+                    self.event(uid, false, "Created", format!("Created container {c}"));
+                    self.event(uid, false, "Started", format!("Started container {c}"));
                     new_restarts.insert(container.name.clone(), next);
                 }
                 Err(Err(e)) => {
                     // The monitor recorded the failed start; back-off applies as for a crash.
                     tracing::warn!(pod = %name, container = %container.name, "start failed: {e:#}");
+                    self.event(uid, true, "Failed", format!("Error: {e:#}"));
                     new_restarts.insert(container.name.clone(), next);
                 }
                 Err(Ok(Blocked(reason, message))) => {
@@ -671,14 +715,45 @@ impl Agent {
             .ok()
             .map(|t| Time(chrono::DateTime::<Utc>::from(t).with_nanosecond_zero()));
         let worker = self.workers.entry(uid.to_string()).or_default();
+        let mut status = view.status(created);
+        // One `BackOff` per crash-loop back-off of a container, as the kubelet reports them.
+        for c in status.container_statuses.iter().flatten() {
+            let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref());
+            if waiting.and_then(|w| w.reason.as_deref()) != Some("CrashLoopBackOff") {
+                continue;
+            }
+            if worker.backoff_noted.get(&c.name) != Some(&c.restart_count) {
+                worker.backoff_noted.insert(c.name.clone(), c.restart_count);
+                self.pending_events.borrow_mut().push((
+                    uid.to_string(),
+                    true,
+                    "BackOff",
+                    format!(
+                        "Back-off restarting failed container {} in pod {name}_{namespace}({uid})",
+                        c.name
+                    ),
+                ));
+            }
+        }
+        let object = kelp_shared::wire::ObjectRef {
+            kind: "Pod".into(),
+            namespace: namespace.clone(),
+            name: name.clone(),
+            uid: uid.to_string(),
+        };
         for (_, warning, reason, message) in self
             .pending_events
             .borrow_mut()
             .extract_if(.., |(u, ..)| u == uid)
         {
+            if self.link.is_some() {
+                let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+                self.outbox
+                    .borrow_mut()
+                    .record(object.clone(), warning, reason, &message, now_ms);
+            }
             crate::events::record(&mut worker.events, warning, reason, message);
         }
-        let mut status = view.status(created);
         status.host_ip = network.host_ip.map(|ip| ip.to_string());
         status.pod_ip = network.pod_ip.map(|ip| ip.to_string());
         status.pod_ips = status
@@ -841,7 +916,11 @@ impl Agent {
             .map_err(|e| Err(anyhow::anyhow!("image store: {e}")))?;
         let policy = PullPolicy::from_spec(container.image_pull_policy.as_deref(), reference);
         match pull_decision(policy, present.is_some()) {
-            PullDecision::UsePresent => return Ok(present.expect("present")),
+            PullDecision::UsePresent => {
+                let message = format!("Container image {reference:?} already present on machine");
+                self.event(&dp.uid, false, "Pulled", message);
+                return Ok(present.expect("present"));
+            }
             PullDecision::NeverPull => {
                 return Err(Ok(Blocked(
                     "ErrImageNeverPull",

@@ -723,3 +723,143 @@ fn controller_and_node_speak_tls_to_an_external_broker() {
     });
     server.ok(&["delete", "pod", "web"]);
 }
+
+/// The lines of `kelp describe`'s Events section.
+fn event_lines(describe: &str) -> Vec<String> {
+    describe
+        .split_once("\nEvents:")
+        .map(|(_, events)| events.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// Events travel from the node (its outbox, the `events` topic) through the hub into the
+/// controller's in-memory event store, and out through the API to `kelp describe` and
+/// `kelp get events`; a client's posted event joins them.
+#[test]
+fn a_crash_looping_pods_events_reach_kelp_describe_from_its_node() {
+    let mut node = Node::new("events");
+    let server = Server::start(&node.base, "10.43.0.0/16");
+    let join = node.base.join("join.yaml");
+    server.ok(&["node", "add", "e2e", "-o", join.to_str().unwrap()]);
+    node.extra_args = vec!["--join-file".into(), join.display().to_string()];
+    node.start_agent();
+    node.wait_for("node e2e Ready in the API", Duration::from_secs(60), |_| {
+        text(&server.kelp(&["get", "nodes"]).stdout)
+            .lines()
+            .any(|l| l.starts_with("e2e ") && l.contains(" Ready"))
+            .then_some(())
+    });
+
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: crash\nspec:\n  nodeName: e2e\n  restartPolicy: Always\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'exit 1']\n"
+    );
+    let file = node.base.join("crash.yaml");
+    std::fs::write(&file, pod).unwrap();
+    server.ok(&["apply", "-f", file.to_str().unwrap()]);
+
+    // The node's events, aggregated: one BackOff line per (reason, message) whatever the
+    // number of restarts, Started counted up, all from kelp-agent.
+    let lines = node.wait_for(
+        "BackOff, and Started more than once, in kelp describe pod crash",
+        Duration::from_secs(90),
+        |_| {
+            let lines = event_lines(&text(&server.kelp(&["describe", "pod", "crash"]).stdout));
+            let backoff = lines.iter().any(|l| {
+                l.contains("Warning")
+                    && l.contains("BackOff")
+                    && l.contains("kelp-agent")
+                    && l.contains("Back-off restarting failed container c in pod crash_default")
+            });
+            let restarted = lines
+                .iter()
+                .any(|l| l.contains("Started") && l.contains("(x"));
+            (backoff && restarted).then_some(lines)
+        },
+    );
+    for reason in ["Pulled", "Created", "Started"] {
+        let found: Vec<&String> = lines
+            .iter()
+            .filter(|l| {
+                l.split_whitespace().take(2).collect::<Vec<_>>() == ["Normal", reason]
+                    && l.contains("kelp-agent")
+            })
+            .collect();
+        // Pulled twice when the first start pulled the image ("Successfully pulled", then
+        // "already present on machine"); each message is one aggregate.
+        assert!(
+            found.len() == 1 || (reason == "Pulled" && found.len() == 2),
+            "one Normal {reason} line per message: {lines:#?}"
+        );
+    }
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("BackOff")).count(),
+        1,
+        "BackOff is one aggregate: {lines:#?}"
+    );
+
+    // The same events through kelp get, with the node as their source.
+    let wide = server.ok(&["get", "events", "-o", "wide"]);
+    assert!(
+        wide.lines().any(|l| l.contains("BackOff")
+            && l.contains("pod/crash")
+            && l.contains("kelp-agent, e2e")),
+        "{wide}"
+    );
+    let uid = serde_json::from_str::<serde_json::Value>(
+        &server.ok(&["get", "pod", "crash", "-o", "json"]),
+    )
+    .unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let selected: serde_json::Value = serde_json::from_str(&server.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        &format!("involvedObject.uid={uid},reason=Started"),
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let items = selected["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{selected:#}");
+    assert_eq!(items[0]["involvedObject"]["name"], "crash");
+    assert_eq!(items[0]["source"]["host"], "e2e");
+    assert!(items[0]["count"].as_u64().unwrap() > 1, "{selected:#}");
+
+    // Counts keep going up as the pod keeps crashing (each batch adds only what is new).
+    let count = items[0]["count"].as_u64().unwrap();
+    node.wait_for("Started counted again", Duration::from_secs(60), |_| {
+        let list: serde_json::Value = serde_json::from_str(&server.ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.uid={uid},reason=Started"),
+            "-o",
+            "json",
+        ]))
+        .ok()?;
+        (list["items"][0]["count"].as_u64()? > count).then_some(())
+    });
+    server.ok(&["delete", "pod", "crash"]);
+
+    // A client's event goes to the same store, aggregated: a field engineer's note about the
+    // node shows in kelp describe node, counted.
+    let note = node.base.join("note.yaml");
+    std::fs::write(
+        &note,
+        "apiVersion: v1\nkind: Event\nmetadata:\n  name: e2e.fan\n  namespace: default\ninvolvedObject:\n  kind: Node\n  name: e2e\nreason: Maintenance\nmessage: fan replaced\ntype: Normal\nsource:\n  component: field-engineer\n",
+    )
+    .unwrap();
+    server.ok(&["create", "-f", note.to_str().unwrap()]);
+    server.ok(&["create", "-f", note.to_str().unwrap()]);
+    let lines = event_lines(&server.ok(&["describe", "node", "e2e"]));
+    assert!(
+        lines.iter().any(|l| l.contains("Normal")
+            && l.contains("Maintenance")
+            && l.contains("(x2 over")
+            && l.contains("field-engineer")
+            && l.contains("fan replaced")),
+        "{lines:#?}"
+    );
+}

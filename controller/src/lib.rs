@@ -4,12 +4,14 @@
 //! - [`api`]: the Kubernetes-shaped HTTPS API, admission, access control.
 //! - [`cli`]: the kubectl-like commands.
 //! - [`hub`]: the MQTT side: embedded broker, desired state out, births and reports in.
+//! - [`events`]: the events nodes and components report, kept in memory for an hour.
 //! - [`config`]: the client config the server writes and the CLI reads.
 //! - [`server`]: `kelp server`: wires it all together.
 
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod hub;
 pub mod local_agent;
 pub mod server;

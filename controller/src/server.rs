@@ -236,7 +236,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         println!("kelp agent running on this machine as node {node}");
         Some(agent)
     };
-    let state = ApiState::with_node_requests(store.clone(), token, hub.requests.clone());
+    let state = ApiState::with_node_requests(
+        store.clone(),
+        token,
+        hub.requests.clone(),
+        hub.events.clone(),
+    );
     let ns_task = tokio::spawn(api::namespaces::run(state.clone(), args.namespace_resync));
 
     let handle = axum_server::Handle::new();

@@ -207,6 +207,17 @@ impl Link {
             .try_publish(topic, QoS::AtLeastOnce, true, payload)
             .is_ok())
     }
+
+    /// Publishes a batch of events (QoS 1, not retained) without blocking; false when the
+    /// request queue is full.
+    pub fn publish_events(&self, batch: &kelp_shared::wire::EventBatch) -> anyhow::Result<bool> {
+        let topic = self.config.topics.events(&self.config.node)?;
+        let payload = Envelope::seal_message(self.config.cluster, batch, true)?.encode();
+        Ok(self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, false, payload)
+            .is_ok())
+    }
 }
 
 impl Link {

@@ -51,6 +51,11 @@ pub async fn handle(state: &Arc<ApiState>, req: Request) -> Response {
 
 async fn dispatch(state: &Arc<ApiState>, req: Request) -> Result<Response> {
     let method = req.method.clone();
+    if let Route::Collection { info, .. } | Route::Object { info, .. } = &req.route {
+        if info.kind == "Event" {
+            return super::events::handle(state, &req);
+        }
+    }
     match (&req.route, &method) {
         (Route::Version, &Method::GET) => Ok(json_response(StatusCode::OK, &discovery::version())),
         (Route::CoreVersions, &Method::GET) => {

@@ -4,10 +4,12 @@
 //! `/apis/{group}/{version}/...`), every error is a `Status`, and every route needs the
 //! bearer token. One handler parses the path ([`routes`]) and dispatches; [`admission`]
 //! runs on every write; [`namespaces`] keeps the system namespaces and finishes namespace
-//! deletion; [`pod_commands`] serves a pod's `log` and `exec` by asking its node.
+//! deletion; [`pod_commands`] serves a pod's `log` and `exec` by asking its node;
+//! [`events`] serves Events from the controller's memory, not the store.
 
 pub mod admission;
 pub mod discovery;
+pub mod events;
 pub mod handlers;
 pub mod namespaces;
 pub mod pod_commands;
@@ -24,6 +26,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
+use crate::events::EventStore;
 use crate::hub::requests::NodeRequests;
 use crate::store::Store;
 use status::ApiError;
@@ -38,6 +41,8 @@ pub struct ApiState {
     pub namespace_kick: tokio::sync::Notify,
     /// Requests to nodes (pod logs and exec), when the node hub runs.
     pub node_requests: Option<Arc<NodeRequests>>,
+    /// The events nodes and components report (in memory only).
+    pub events: Arc<EventStore>,
 }
 
 impl ApiState {
@@ -48,20 +53,24 @@ impl ApiState {
             token,
             namespace_kick: tokio::sync::Notify::new(),
             node_requests: None,
+            events: Arc::default(),
         })
     }
 
-    /// The shared state for a store and token, reaching nodes through the hub's requests.
+    /// The shared state for a store and token, reaching nodes through the hub's requests
+    /// and serving the events the hub records.
     pub fn with_node_requests(
         store: Store,
         token: String,
         node_requests: Arc<NodeRequests>,
+        events: Arc<EventStore>,
     ) -> Arc<ApiState> {
         Arc::new(ApiState {
             store,
             token,
             namespace_kick: tokio::sync::Notify::new(),
             node_requests: Some(node_requests),
+            events,
         })
     }
 }

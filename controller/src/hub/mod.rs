@@ -7,7 +7,8 @@
 //!   published: the node gets the condition `DesiredStateTooLarge` and a Warning event.
 //! - In: births and last wills on `status` → the Node object ([`status`]: labels, capacity,
 //!   addresses, `Ready`), reports on `reported` → pods' status (relaxed commits: rebuilt from
-//!   the retained reports after a power cut).
+//!   the retained reports after a power cut), event batches on `events` → the in-memory
+//!   [`EventStore`](crate::events::EventStore) (never the store), with the hub's own events.
 //! - Each node gets a /24 pod CIDR of `--cluster-cidr` ([`cidr`]) when its Node appears.
 //! - [`broker`]: the embedded rumqttd; [`link`]: the controller's rumqttc connection;
 //!   [`identity`]: cluster id, signing key, MQTT password in the data dir.
@@ -138,6 +139,8 @@ pub struct Started {
     pub task: tokio::task::JoinHandle<Result<(), HubError>>,
     /// Requests to nodes, for the API.
     pub requests: Arc<requests::NodeRequests>,
+    /// The events nodes and the hub report, for the API.
+    pub events: Arc<crate::events::EventStore>,
 }
 
 /// Something that publishes a retained QoS 1 message without waiting; false when it cannot
@@ -195,6 +198,7 @@ enum Incoming {
     Offline(Offline),
     Reported(Reported),
     Static(StaticPods),
+    Events(kelp_shared::wire::EventBatch),
 }
 
 /// The latest agent run heard from, per node: (boot id, start time, sequence).
@@ -220,6 +224,8 @@ pub struct Hub {
     connected_at: Instant,
     /// See [`HubOptions::node_grace`].
     node_grace: Duration,
+    /// Events from nodes and the hub's own, in memory.
+    events: Arc<crate::events::EventStore>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -252,7 +258,13 @@ impl Hub {
             heard: BTreeSet::new(),
             connected_at: Instant::now(),
             node_grace: Duration::from_secs(90),
+            events: Arc::default(),
         }
+    }
+
+    /// The events the hub records (nodes' and its own).
+    pub fn events(&self) -> Arc<crate::events::EventStore> {
+        self.events.clone()
     }
 
     /// Sets [`HubOptions::node_grace`].
@@ -506,7 +518,7 @@ impl Hub {
         Ok(())
     }
 
-    /// Records a Warning event about a Node (relaxed: events may be lost in a power cut).
+    /// Records a Warning event about a Node (in memory, as every event).
     async fn event(
         &self,
         node: &str,
@@ -514,39 +526,30 @@ impl Hub {
         reason: &str,
         message: &str,
     ) -> Result<(), HubError> {
-        let now = now();
-        let name = format!("{node}.{:x}", rand::random::<u64>());
-        let event = json!({
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {
-                "name": name,
-                "namespace": "default",
-                "uid": uuid::Uuid::new_v4().to_string(),
-                "creationTimestamp": now,
+        let event = crate::events::NewEvent {
+            object: kelp_shared::wire::ObjectRef {
+                kind: "Node".to_owned(),
+                namespace: String::new(),
+                name: node.to_owned(),
+                uid: uid.to_owned(),
             },
-            "involvedObject": {"kind": "Node", "name": node, "uid": uid, "apiVersion": "v1"},
-            "reason": reason,
-            "message": message,
-            "type": "Warning",
-            "count": 1,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "source": {"component": "kelp-hub"},
-            "reportingComponent": "kelp-hub",
-        });
-        self.store
-            .create(
-                Key::new("Event", "default", &name),
-                event,
-                Durability::Relaxed,
-            )
-            .await?;
+            warning: true,
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+            source: crate::events::Source {
+                component: "kelp-hub".to_owned(),
+                host: String::new(),
+            },
+            count: 1,
+            first: None,
+            last: None,
+        };
+        self.events.record(event, chrono::Utc::now());
         Ok(())
     }
 
-    /// Handles one message from a node's `status` or `reported` topic. Anything foreign,
-    /// malformed, stale or addressed wrongly is dropped (logged at debug level).
+    /// Handles one message from a node's `status`, `reported` or `events` topic. Anything
+    /// foreign, malformed, stale or addressed wrongly is dropped (logged at debug level).
     pub async fn handle(&mut self, topic: &str, payload: &[u8]) -> Result<(), HubError> {
         let Some((node, topic_kind)) = self.topics.parse(topic) else {
             return Ok(());
@@ -574,6 +577,7 @@ impl Hub {
             (TopicKind::Status, MessageKind::Offline) => envelope.open().map(Incoming::Offline),
             (TopicKind::Reported, MessageKind::Reported) => envelope.open().map(Incoming::Reported),
             (TopicKind::Static, MessageKind::StaticPods) => envelope.open().map(Incoming::Static),
+            (TopicKind::Events, MessageKind::Events) => envelope.open().map(Incoming::Events),
             _ => return Ok(()),
         };
         if incoming.is_ok() {
@@ -588,6 +592,13 @@ impl Hub {
                 self.on_reported(reported).await
             }
             Ok(Incoming::Static(pods)) if pods.node == node => self.on_static(pods).await,
+            // A batch names no node: the topic does (the broker's ACL lets a node write only
+            // its own).
+            Ok(Incoming::Events(batch)) => {
+                let outcome = self.events.record_batch(&node, &batch, chrono::Utc::now());
+                tracing::debug!(%node, seq = batch.seq, events = batch.events.len(), ?outcome, "events");
+                Ok(())
+            }
             Ok(_) => {
                 tracing::debug!(%topic, "dropping a message naming another node");
                 Ok(())
@@ -963,6 +974,7 @@ pub async fn start(
         (options.topics.all_status(), QoS::AtLeastOnce),
         (options.topics.all_reported(), QoS::AtLeastOnce),
         (options.topics.all_static(), QoS::AtLeastOnce),
+        (options.topics.all_events(), QoS::AtLeastOnce),
         (options.topics.all_cmd_resp(), QoS::AtLeastOnce),
     ];
     let client_id = format!("kelp-controller-{}", identity.cluster_id);
@@ -979,6 +991,7 @@ pub async fn start(
         options.cluster_cidr,
     );
     hub.set_node_grace(options.node_grace);
+    let event_store = hub.events();
     let task = tokio::spawn(run(
         hub,
         store,
@@ -992,6 +1005,7 @@ pub async fn start(
         embedded,
         task,
         requests: node_requests,
+        events: event_store,
     })
 }
 

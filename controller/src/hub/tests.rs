@@ -229,15 +229,21 @@ async fn an_oversized_desired_state_is_refused_with_a_condition_and_an_event() {
         cond["message"].as_str().unwrap().contains("1048576"),
         "{cond}"
     );
-    let (events, _) = f.store.list("Event", Some("default"));
+    // The event is kept in memory, never in the store.
+    assert!(f.store.list("Event", None).0.is_empty());
+    let (events, _) = f.hub.events().list(Some("default"), chrono::Utc::now());
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].object["reason"], TOO_LARGE);
-    assert_eq!(events[0].object["involvedObject"]["name"], "pi-1");
-    assert_eq!(events[0].object["type"], "Warning");
+    assert_eq!(events[0]["reason"], TOO_LARGE);
+    assert_eq!(events[0]["involvedObject"]["name"], "pi-1");
+    assert_eq!(events[0]["involvedObject"]["uid"], "uid-pi-1");
+    assert_eq!(events[0]["type"], "Warning");
+    assert_eq!(events[0]["source"]["component"], "kelp-hub");
 
     // Again: no second event.
     f.hub.sync(&out).await.unwrap();
-    assert_eq!(f.store.list("Event", Some("default")).0.len(), 1);
+    let (events, _) = f.hub.events().list(None, chrono::Utc::now());
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["count"], 1);
 
     // The pod stops using the big Secret: published, condition cleared.
     put(
@@ -284,6 +290,71 @@ fn birth(node: &str, seq: u64) -> Birth {
 
 fn sealed<M: kelp_shared::wire::Message>(cluster: kelp_shared::wire::ClusterId, m: &M) -> Vec<u8> {
     Envelope::seal_message(cluster, m, false).unwrap().encode()
+}
+
+#[tokio::test]
+async fn event_batches_reach_the_event_store_once_and_never_the_store() {
+    use kelp_shared::wire::{EventBatch, EventType, NodeEvent, ObjectRef};
+    let mut f = fixture();
+    let cluster = f.identity.cluster_id;
+    let revision = f.store.revision();
+    let batch = |seq: u64, count: u32| EventBatch {
+        boot_id: BootId([7; 16]),
+        agent_start_unix_ms: 1,
+        seq,
+        events: vec![NodeEvent {
+            object: ObjectRef {
+                kind: "Pod".into(),
+                namespace: "default".into(),
+                name: "web".into(),
+                uid: "uid-web".into(),
+            },
+            reason: "BackOff".into(),
+            message: "Back-off restarting failed container c".into(),
+            event_type: EventType::Warning,
+            count,
+            first_unix_ms: 1_800_000_000_000,
+            last_unix_ms: 1_800_000_001_000,
+        }],
+    };
+    let topic = "kelp/v1/nodes/pi-1/events";
+    f.hub
+        .handle(topic, &sealed(cluster, &batch(1, 2)))
+        .await
+        .unwrap();
+    // QoS 1 redelivery: counted once.
+    f.hub
+        .handle(topic, &sealed(cluster, &batch(1, 2)))
+        .await
+        .unwrap();
+    f.hub
+        .handle(topic, &sealed(cluster, &batch(2, 3)))
+        .await
+        .unwrap();
+    // Another cluster's, or a batch on the wrong topic: dropped.
+    let foreign = kelp_shared::wire::ClusterId([9; 16]);
+    f.hub
+        .handle(topic, &sealed(foreign, &batch(3, 10)))
+        .await
+        .unwrap();
+    f.hub
+        .handle(
+            "kelp/v1/nodes/pi-1/reported",
+            &sealed(cluster, &batch(4, 10)),
+        )
+        .await
+        .unwrap();
+    let (events, _) = f.hub.events().list(None, chrono::Utc::now());
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let e = &events[0];
+    assert_eq!(e["count"], 3);
+    assert_eq!(
+        e["source"],
+        json!({"component": "kelp-agent", "host": "pi-1"})
+    );
+    assert_eq!(e["involvedObject"]["uid"], "uid-web");
+    assert_eq!(e["firstTimestamp"], "2027-01-15T08:00:00Z");
+    assert_eq!(f.store.revision(), revision, "nothing written to the store");
 }
 
 #[tokio::test]
