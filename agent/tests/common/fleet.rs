@@ -25,7 +25,12 @@ pub fn run(args: &[&str]) -> String {
     let out = Command::new(args[0])
         .args(&args[1..])
         .output()
-        .unwrap_or_else(|e| panic!("{}: {e} (iproute2, nftables and util-linux are needed)", args[0]));
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (iproute2, nftables and util-linux are needed)",
+                args[0]
+            )
+        });
     assert!(
         out.status.success(),
         "{args:?}: {}",
@@ -76,7 +81,10 @@ pub fn wait_until<T>(
             return v;
         }
         if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for {what}\n{}", context());
+            panic!(
+                "timed out after {timeout:?} waiting for {what}\n{}",
+                context()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -153,7 +161,16 @@ impl Host {
         host.remove();
         run(&["ip", "netns", "add", &host.netns]);
         run(&[
-            "ip", "link", "add", &host.veth, "type", "veth", "peer", "name", "eth0", "netns",
+            "ip",
+            "link",
+            "add",
+            &host.veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
             &host.netns,
         ]);
         run(&["ip", "link", "set", &host.veth, "master", &lan.bridge]);
@@ -227,7 +244,8 @@ pub const MOSQUITTO_CONTROLLER: (&str, &str) = ("kelp-controller", "controller-s
 
 impl Mosquitto {
     pub fn start(lan: &Lan, tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("kelp-fleet-mqtt-{tag}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("kelp-fleet-mqtt-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         let addr = SocketAddr::from((lan.gateway(), lan.free_port()));
@@ -480,7 +498,10 @@ impl Server {
                     .and_then(|c| c["status"].as_str())
                     .unwrap_or("")
                     .to_string();
-                (n["metadata"]["name"].as_str().unwrap_or("").to_string(), ready)
+                (
+                    n["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                    ready,
+                )
             })
             .collect()
     }
@@ -503,6 +524,9 @@ impl Drop for Server {
         self.kill9();
     }
 }
+
+/// Per container `(pod, container)`: (monitor pid, container pid, restart count).
+pub type Processes = std::collections::BTreeMap<(String, String), (i32, i32, i32)>;
 
 /// A joined node on a test host: a [`Node`] (its directories, cgroup parent, agent, and
 /// their cleanup) whose agent runs in the host's network namespace with `--join-file`, its
@@ -536,7 +560,11 @@ impl FleetNode {
     /// Starts `kelp-agent run` inside the host's network namespace (only that one: nsenter
     /// execs the agent, so the child is the agent itself).
     pub fn start_agent(&mut self) {
-        assert!(self.node.agent.is_none(), "{}: agent already running", self.name);
+        assert!(
+            self.node.agent.is_none(),
+            "{}: agent already running",
+            self.name
+        );
         let n = &self.node;
         let log = fs::OpenOptions::new()
             .create(true)
@@ -579,6 +607,16 @@ impl FleetNode {
         strip_ansi(&fs::read_to_string(&self.node.agent_log).unwrap_or_default())
     }
 
+    /// The agent's log from `mark` (an earlier `log().len()`) on.
+    pub fn log_since(&self, mark: usize) -> String {
+        let log = self.log();
+        let mut at = mark.min(log.len());
+        while !log.is_char_boundary(at) {
+            at -= 1;
+        }
+        log[at..].to_string()
+    }
+
     /// The generations the agent took, in the order its log says it did.
     pub fn received_generations(&self) -> Vec<u64> {
         self.log()
@@ -597,7 +635,7 @@ impl FleetNode {
 
     /// Per running container of the node, `(pod, container) -> (monitor pid, container pid,
     /// restart count)`, from `kelp-agent pods` and the pods' monitors.
-    pub fn processes(&self) -> std::collections::BTreeMap<(String, String), (i32, i32, i32)> {
+    pub fn processes(&self) -> Processes {
         let mut out = std::collections::BTreeMap::new();
         for pod in self.node.pods() {
             let monitor = self.node.monitor(&pod.uid).monitor.pid;
@@ -653,7 +691,9 @@ pub fn pod_yaml(name: &str, node: &str, command: &str, restart_policy: &str) -> 
 }
 
 /// The API's pods: name -> (node, phase, pod IP, total restarts).
-pub fn api_pods(server: &Server) -> std::collections::BTreeMap<String, (String, String, String, u64)> {
+pub fn api_pods(
+    server: &Server,
+) -> std::collections::BTreeMap<String, (String, String, String, u64)> {
     server
         .items("pods")
         .iter()
