@@ -1,11 +1,10 @@
-//! (Declared by each test that uses it: `#[path = "common/fleet.rs"] mod fleet;`.)
-//!
 //! A fleet on one machine for end-to-end tests of the MQTT link: a LAN (a bridge in the root
 //! network namespace holding the broker's address), "test hosts" (network namespaces joined
 //! to it by veth pairs), each running a real `kelp-agent` with its own directories, cgroup
 //! parent and pod bridge, a real `kelp server`, and a real Mosquitto. Every name carries the
 //! test's tag and the process id, so runs side by side do not meet; everything is removed on
-//! drop, also when the test failed.
+//! drop, also when the test failed. (A test declares it beside `common`:
+//! `#[path = "common/fleet.rs"] mod fleet;`.)
 #![allow(dead_code)]
 
 use std::fs;
