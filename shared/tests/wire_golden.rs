@@ -26,9 +26,9 @@ use std::path::{Path, PathBuf};
 use kelp_shared::wire::{
     decode_message, encode_message, AddressKind, Birth, BootId, ClusterId, Compression, Condition,
     ConditionStatus, ContainerReport, ContainerState, DesiredState, Envelope, EventBatch,
-    EventType, Generation, MessageKind, MetricsBatch, NodeAddress, NodeEvent, ObjectRef, Offline,
-    PodPhase, PodReport, Reported, Request, RequestBody, Resources, Response, ResponseBody, Sample,
-    Series, Signature, StaticPods, WireError, WIRE_VERSION,
+    EventType, Generation, Heartbeat, MessageKind, MetricsBatch, NodeAddress, NodeEvent, ObjectRef,
+    Offline, PodPhase, PodReport, Reported, Request, RequestBody, Resources, Response,
+    ResponseBody, Sample, Series, Signature, StaticPods, WireError, WIRE_VERSION,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -703,6 +703,13 @@ fn wire_format_is_pinned() {
         golden.message(name, &response);
     }
     golden.message("static_pods", &static_pods());
+    golden.message(
+        "heartbeat",
+        &Heartbeat {
+            node: NODE.into(),
+            boot_id: BOOT,
+        },
+    );
     golden.message("all_enums", &all_enums());
 
     let plain = Envelope::seal_message(CLUSTER, &offline(), false).unwrap();

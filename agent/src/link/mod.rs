@@ -159,6 +159,7 @@ impl Link {
         let status = config.topics.status(&config.node)?;
         let will = Envelope::seal_message(config.cluster, &offline, false)?.encode();
         let client_id = format!("{}.{}", config.node, &offline.boot_id.to_string()[..8]);
+        let own_boot_id = offline.boot_id;
         let mut options = MqttOptions::new(client_id, config.host.clone(), config.port);
         options
             .set_credentials(config.username.clone(), config.password.clone())
@@ -185,6 +186,7 @@ impl Link {
                     thread_client,
                     thread_config,
                     status,
+                    own_boot_id,
                     tx,
                     &mut birth,
                     requests,
@@ -239,6 +241,7 @@ fn run(
     client: Client,
     config: LinkConfig,
     status: String,
+    own_boot_id: BootId,
     tx: Sender<Inbound>,
     birth: &mut dyn FnMut(u64) -> Birth,
     requests: Option<RequestHandler>,
@@ -262,6 +265,17 @@ fn run(
     let mut claimed = false;
     let mut connected = false;
     let mut held: Option<Inbound> = None;
+    // A heartbeat once per keepalive while connected (see `Heartbeat`).
+    let mut next_heartbeat = Instant::now() + config.keepalive;
+    let heartbeat = Envelope::seal_message(
+        config.cluster,
+        &kelp_shared::wire::Heartbeat {
+            node: config.node.clone(),
+            boot_id: own_boot_id,
+        },
+        false,
+    )
+    .map(|e| e.encode());
     let publish_birth =
         |client: &Client, birth: &Birth, tx: &Sender<Inbound>| match Envelope::seal_message(
             config.cluster,
@@ -278,8 +292,8 @@ fn run(
         };
     loop {
         let wait = claim_until
-            .map(|t| t.saturating_duration_since(Instant::now()))
-            .unwrap_or(Duration::from_secs(3600))
+            .map_or(next_heartbeat, |t| t.min(next_heartbeat))
+            .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1));
         let event = match connection.recv_timeout(wait) {
             Ok(event) => Some(event),
@@ -299,10 +313,17 @@ fn run(
                 }
             }
         }
+        if Instant::now() >= next_heartbeat {
+            next_heartbeat = Instant::now() + config.keepalive;
+            if let (true, true, Ok(payload)) = (connected, claimed, &heartbeat) {
+                let _ = client.try_publish(status.clone(), QoS::AtMostOnce, false, payload.clone());
+            }
+        }
         match event {
             None => {}
             Some(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
                 backoff = config.reconnect_min;
+                next_heartbeat = Instant::now() + config.keepalive;
                 seq += 1;
                 if !claimed && claim_until.is_none() {
                     claim_until = Some(Instant::now() + config.claim_window);

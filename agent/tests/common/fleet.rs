@@ -396,6 +396,7 @@ impl Server {
             .unwrap();
         let mut child = Command::new(kelp_bin())
             .arg("server")
+            .arg("--disable-agent")
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["--listen", "127.0.0.1:0"])

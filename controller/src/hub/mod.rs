@@ -120,7 +120,8 @@ pub struct HubOptions {
     /// How long the hub waits after a change before projecting (changes within it share
     /// one publish).
     pub debounce: Duration,
-    /// A Ready node not heard from (no birth, report or will) for this long after the hub
+    /// A Ready node not heard from (no birth, heartbeat, report or will) for this long (or
+    /// since the hub
     /// connected to the broker becomes `Ready=Unknown` (90 s).
     pub node_grace: Duration,
     /// The topics.
@@ -199,6 +200,7 @@ enum Incoming {
     Reported(Reported),
     Static(StaticPods),
     Events(kelp_shared::wire::EventBatch),
+    Heartbeat(kelp_shared::wire::Heartbeat),
 }
 
 /// The latest agent run heard from, per node: (boot id, start time, sequence).
@@ -218,8 +220,11 @@ pub struct Hub {
     /// The latest report of each node (its pods' status is applied again when mirror pods
     /// appear after it).
     last_reports: HashMap<String, Reported>,
-    /// Nodes heard from (birth, report or will) since the hub last connected to the broker.
-    heard: BTreeSet<String>,
+    /// When each node was last heard from (any message) since the hub last connected to the
+    /// broker.
+    heard: HashMap<String, Instant>,
+    /// Each node's latest birth (a heartbeat after a silence makes the node Ready again).
+    last_births: HashMap<String, Birth>,
     /// When the hub last connected to the broker.
     connected_at: Instant,
     /// See [`HubOptions::node_grace`].
@@ -255,7 +260,8 @@ impl Hub {
             reports: HashMap::new(),
             statics: HashMap::new(),
             last_reports: HashMap::new(),
-            heard: BTreeSet::new(),
+            heard: HashMap::new(),
+            last_births: HashMap::new(),
             connected_at: Instant::now(),
             node_grace: Duration::from_secs(90),
             events: Arc::default(),
@@ -281,26 +287,24 @@ impl Hub {
         self.connected_at = Instant::now();
     }
 
-    /// Nodes still `Ready=True` that have not been heard from within the grace period since
-    /// the hub connected become `Ready=Unknown`. (A live node's retained birth arrives on
-    /// every subscription and the broker publishes its will when it goes silent; a node
-    /// that vanished while the broker forgot its retained messages, as the embedded broker
-    /// does when `kelp server` restarts, is found here.)
+    /// Nodes still `Ready=True` that have not been heard from within the grace period (a
+    /// node sends at least a heartbeat once per keepalive; a node never heard from since the
+    /// hub connected counts from then) become `Ready=Unknown`. This does not rely on the
+    /// broker publishing a silent node's will: rumqttd 0.19 never does, and a node that
+    /// vanished while the embedded broker forgot its retained messages has none.
     pub async fn check_silence(&mut self) -> Result<(), HubError> {
-        if self.connected_at.elapsed() < self.node_grace {
-            return Ok(());
-        }
         let (nodes, _) = self.store.list("Node", None);
         let now = now();
         let message = format!(
-            "kelp-agent has not been heard from for {}s (no birth, report or last will).",
+            "kelp-agent has not been heard from for {}s (no birth, heartbeat, report or last will).",
             self.node_grace.as_secs_f64()
         );
         for node in nodes {
             let name = &node.key.name;
             let ready =
                 status::condition(&node.object, "Ready").is_some_and(|c| c["status"] == "True");
-            if !ready || self.heard.contains(name) {
+            let last = self.heard.get(name).copied().unwrap_or(self.connected_at);
+            if !ready || last.elapsed() < self.node_grace {
                 continue;
             }
             self.update_node(name, false, Durability::Relaxed, |n| {
@@ -463,6 +467,8 @@ impl Hub {
             self.reports.remove(&node);
             self.statics.remove(&node);
             self.last_reports.remove(&node);
+            self.last_births.remove(&node);
+            self.heard.remove(&node);
         }
         Ok(retry)
     }
@@ -575,19 +581,21 @@ impl Hub {
         let incoming = match (topic_kind, envelope.kind) {
             (TopicKind::Status, MessageKind::Birth) => envelope.open().map(Incoming::Birth),
             (TopicKind::Status, MessageKind::Offline) => envelope.open().map(Incoming::Offline),
+            (TopicKind::Status, MessageKind::Heartbeat) => envelope.open().map(Incoming::Heartbeat),
             (TopicKind::Reported, MessageKind::Reported) => envelope.open().map(Incoming::Reported),
             (TopicKind::Static, MessageKind::StaticPods) => envelope.open().map(Incoming::Static),
             (TopicKind::Events, MessageKind::Events) => envelope.open().map(Incoming::Events),
             _ => return Ok(()),
         };
         if incoming.is_ok() {
-            self.heard.insert(node.to_owned());
+            self.heard.insert(node.to_owned(), Instant::now());
         }
         match incoming {
             Ok(Incoming::Birth(birth)) if birth.node == node => self.on_birth(birth).await,
             Ok(Incoming::Offline(offline)) if offline.node == node => {
                 self.on_offline(offline).await
             }
+            Ok(Incoming::Heartbeat(beat)) if beat.node == node => self.on_heartbeat(beat).await,
             Ok(Incoming::Reported(reported)) if reported.node == node => {
                 self.on_reported(reported).await
             }
@@ -645,6 +653,34 @@ impl Hub {
         .await?;
         tracing::info!(node = %birth.node, boot_id = %birth.boot_id, seq = birth.seq, "node birth");
         self.births.insert(birth.node.clone(), run);
+        self.last_births.insert(birth.node.clone(), birth);
+        Ok(())
+    }
+
+    /// A heartbeat of the node's current run: a node marked silent is Ready again (its link
+    /// came back without a new session, so without a new birth).
+    async fn on_heartbeat(&mut self, beat: kelp_shared::wire::Heartbeat) -> Result<(), HubError> {
+        let Some(birth) = self.last_births.get(&beat.node) else {
+            return Ok(());
+        };
+        if birth.boot_id != beat.boot_id {
+            return Ok(());
+        }
+        let ready = self
+            .store
+            .get(&Key::new("Node", "", &beat.node))
+            .and_then(|n| status::condition(&n.object, "Ready").map(|c| c["status"] == "True"))
+            .unwrap_or(false);
+        if ready {
+            return Ok(());
+        }
+        let birth = birth.clone();
+        let now = now();
+        self.update_node(&beat.node, false, Durability::Relaxed, |node| {
+            status::apply_birth(node, &birth, None, &now)
+        })
+        .await?;
+        tracing::info!(node = %beat.node, "node heard from again: Ready");
         Ok(())
     }
 

@@ -46,11 +46,13 @@ pub enum MessageKind {
     Response,
     /// [`crate::wire::StaticPods`], node → controller on `static`.
     StaticPods,
+    /// [`crate::wire::Heartbeat`], node → controller on `status` (not retained).
+    Heartbeat,
 }
 
 impl MessageKind {
     /// Every kind, in wire order.
-    pub const ALL: [MessageKind; 9] = [
+    pub const ALL: [MessageKind; 10] = [
         MessageKind::Desired,
         MessageKind::Birth,
         MessageKind::Offline,
@@ -60,6 +62,7 @@ impl MessageKind {
         MessageKind::Request,
         MessageKind::Response,
         MessageKind::StaticPods,
+        MessageKind::Heartbeat,
     ];
 
     /// Whether an agent must drop this kind unless it carries a valid signature by the

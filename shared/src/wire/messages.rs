@@ -183,6 +183,21 @@ impl Message for Offline {
     const KIND: MessageKind = MessageKind::Offline;
 }
 
+/// "Still here": published on `status` (QoS 0, not retained) once per keepalive by a node
+/// that sent nothing else, so the controller notices a silent node itself (not every broker
+/// publishes the last will of a client that stopped answering: rumqttd 0.19 does not).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// Node name.
+    pub node: String,
+    /// This agent run.
+    pub boot_id: BootId,
+}
+
+impl Message for Heartbeat {
+    const KIND: MessageKind = MessageKind::Heartbeat;
+}
+
 // ---------------------------------------------------------------------------------------
 // node → controller: reported topic
 // ---------------------------------------------------------------------------------------

@@ -68,8 +68,8 @@ pub use error::WireError;
 pub use ids::{BootId, ClusterId, IdParseError, Signature};
 pub use messages::{
     AddressKind, Birth, Condition, ConditionStatus, ContainerReport, ContainerState, DesiredState,
-    EventBatch, EventType, Generation, Message, MetricsBatch, NodeAddress, NodeEvent, ObjectRef,
-    Offline, PodPhase, PodReport, Reported, Request, RequestBody, Resources, Response,
+    EventBatch, EventType, Generation, Heartbeat, Message, MetricsBatch, NodeAddress, NodeEvent,
+    ObjectRef, Offline, PodPhase, PodReport, Reported, Request, RequestBody, Resources, Response,
     ResponseBody, Sample, Series, StaticPods,
 };
 #[cfg(feature = "sign")]

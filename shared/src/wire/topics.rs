@@ -121,7 +121,10 @@ impl TopicKind {
         matches!(
             (self, kind),
             (TopicKind::Desired, MessageKind::Desired)
-                | (TopicKind::Status, MessageKind::Birth | MessageKind::Offline)
+                | (
+                    TopicKind::Status,
+                    MessageKind::Birth | MessageKind::Offline | MessageKind::Heartbeat
+                )
                 | (TopicKind::Reported, MessageKind::Reported)
                 | (TopicKind::Events, MessageKind::Events)
                 | (TopicKind::Metrics, MessageKind::Metrics)
