@@ -159,7 +159,6 @@ impl Link {
         let status = config.topics.status(&config.node)?;
         let will = Envelope::seal_message(config.cluster, &offline, false)?.encode();
         let client_id = format!("{}.{}", config.node, &offline.boot_id.to_string()[..8]);
-        let own_boot_id = offline.boot_id;
         let mut options = MqttOptions::new(client_id, config.host.clone(), config.port);
         options
             .set_credentials(config.username.clone(), config.password.clone())
@@ -186,7 +185,6 @@ impl Link {
                     thread_client,
                     thread_config,
                     status,
-                    own_boot_id,
                     tx,
                     &mut birth,
                     requests,
@@ -241,7 +239,6 @@ fn run(
     client: Client,
     config: LinkConfig,
     status: String,
-    own_boot_id: BootId,
     tx: Sender<Inbound>,
     birth: &mut dyn FnMut(u64) -> Birth,
     requests: Option<RequestHandler>,
@@ -267,15 +264,7 @@ fn run(
     let mut held: Option<Inbound> = None;
     // A heartbeat once per keepalive while connected (see `Heartbeat`).
     let mut next_heartbeat = Instant::now() + config.keepalive;
-    let heartbeat = Envelope::seal_message(
-        config.cluster,
-        &kelp_shared::wire::Heartbeat {
-            node: config.node.clone(),
-            boot_id: own_boot_id,
-        },
-        false,
-    )
-    .map(|e| e.encode());
+
     let publish_birth =
         |client: &Client, birth: &Birth, tx: &Sender<Inbound>| match Envelope::seal_message(
             config.cluster,
@@ -315,8 +304,19 @@ fn run(
         }
         if Instant::now() >= next_heartbeat {
             next_heartbeat = Instant::now() + config.keepalive;
-            if let (true, true, Ok(payload)) = (connected, claimed, &heartbeat) {
-                let _ = client.try_publish(status.clone(), QoS::AtMostOnce, false, payload.clone());
+            if let (true, true, Some((_, boot_id))) = (connected, claimed, own) {
+                let beat = kelp_shared::wire::Heartbeat {
+                    node: config.node.clone(),
+                    boot_id,
+                };
+                if let Ok(envelope) = Envelope::seal_message(config.cluster, &beat, false) {
+                    let _ = client.try_publish(
+                        status.clone(),
+                        QoS::AtMostOnce,
+                        false,
+                        envelope.encode(),
+                    );
+                }
             }
         }
         match event {
