@@ -5,6 +5,7 @@
 //! beside `kelp-agent` (`cargo test --workspace` builds both).
 
 mod common;
+mod registry;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -114,7 +115,8 @@ fn pod_applied_to_the_api_runs_on_its_node_and_reports_back() {
     let bridge = Bridge(format!("kbcl{}", std::process::id() % 100_000));
     let octet = 200 + std::process::id() % 50;
     let mut node = Node::new("cluster");
-    let server = Server::start(&node.base, &format!("10.{octet}.0.0/16"));
+    // The lower half of 10.{octet}/16: the seed's myblog test takes the upper half.
+    let server = Server::start(&node.base, &format!("10.{octet}.0.0/17"));
     let join = node.base.join("join.yaml");
     server.ok(&["node", "add", "e2e", "-o", join.to_str().unwrap()]);
     let refused = server.kelp(&["node", "add", "e2e", "-o", "/dev/null"]);
@@ -862,4 +864,142 @@ fn a_crash_looping_pods_events_reach_kelp_describe_from_its_node() {
             && l.contains("fan replaced")),
         "{lines:#?}"
     );
+}
+
+/// The seed's myblog pod (§2.5: namespace `luffy`, containers `mysql` and `myblog`), its
+/// images pulled from a real local registry (Debian's docker-registry), runs on the node it
+/// names: `kelp get pods -o wide` shows it Running with its NODE and IP, `kelp logs` shows the
+/// database's output and `kelp exec` in the blog container reaches the database over the
+/// pod's localhost. (busybox plays MySQL and the blog, as in the runtime's seed test.)
+#[test]
+fn seed_myblog_pod_from_the_local_registry_runs_on_its_node() {
+    let reg = registry::Registry::start(registry::Auth::None);
+    let octet = 200 + std::process::id() % 50;
+    let bridge = Bridge(format!("kbmb{}", std::process::id() % 100_000));
+    let mut node = Node::new("myblog");
+    std::fs::write(
+        &node.registries,
+        format!(
+            "mirrors:\n  \"{h}\":\n    endpoint: [\"http://{h}\"]\n",
+            h = reg.host
+        ),
+    )
+    .unwrap();
+    let registries = node.registries.to_str().unwrap().to_string();
+    let (mysql, myblog) = (
+        reg.reference("luffy/mysql:5.7"),
+        reg.reference("luffy/myblog:v1"),
+    );
+    for image in [&mysql, &myblog] {
+        let push = node.cli(&[
+            "image",
+            "push",
+            common::busybox_tar().to_str().unwrap(),
+            image,
+            "--registries",
+            &registries,
+        ]);
+        assert!(
+            push.status.success(),
+            "push {image}: {}",
+            String::from_utf8_lossy(&push.stderr)
+        );
+    }
+    let server = Server::start(&node.base, &format!("10.{octet}.128.0/17"));
+    let join = node.base.join("join.yaml");
+    server.ok(&["node", "add", "e2e", "-o", join.to_str().unwrap()]);
+    node.extra_args = vec![
+        "--join-file".into(),
+        join.display().to_string(),
+        "--bridge".into(),
+        bridge.0.clone(),
+    ];
+    node.start_agent();
+    server.ok(&["create", "namespace", "luffy"]);
+    let pod = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: myblog
+  namespace: luffy
+  labels:
+    component: myblog
+spec:
+  nodeName: e2e
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: myblog
+    image: {myblog}
+    imagePullPolicy: IfNotPresent
+    env:
+    - name: MYSQL_HOST
+      value: "127.0.0.1"
+    - name: MYSQL_PASSWD
+      value: "123456"
+    ports:
+    - containerPort: 8002
+    command: ["sh", "-c"]
+    args:
+    - |
+      mkdir -p /www/cgi-bin
+      printf '#!/bin/sh\necho Content-Type: text/plain\necho\nwget -qO- http://$MYSQL_HOST:3306/\n' > /www/cgi-bin/db
+      chmod +x /www/cgi-bin/db
+      exec httpd -f -p 8002 -h /www
+  - name: mysql
+    image: {mysql}
+    imagePullPolicy: IfNotPresent
+    env:
+    - name: MYSQL_ROOT_PASSWORD
+      value: "123456"
+    - name: MYSQL_DATABASE
+      value: "myblog"
+    ports:
+    - containerPort: 3306
+    command: ["sh", "-c", "mkdir /db; echo hello-from-db > /db/index.html; echo db up; exec httpd -f -p 3306 -h /db"]
+"#
+    );
+    let file = node.base.join("myblog.yaml");
+    std::fs::write(&file, pod).unwrap();
+    server.ok(&["apply", "-f", file.to_str().unwrap()]);
+
+    let row = node.wait_for(
+        "myblog 2/2 Running in kelp get pods -n luffy -o wide",
+        Duration::from_secs(120),
+        |_| {
+            let out = server.kelp(&["get", "pods", "-n", "luffy", "-o", "wide"]);
+            text(&out.stdout)
+                .lines()
+                .find(|l| l.starts_with("myblog ") && l.contains("2/2") && l.contains("Running"))
+                .map(str::to_string)
+        },
+    );
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert!(cols.contains(&"e2e"), "its NODE: {row}");
+    assert!(
+        cols.iter()
+            .any(|c| c.starts_with(&format!("10.{octet}.128."))),
+        "its IP, in the node's pod CIDR: {row}"
+    );
+    assert!(
+        reg.log().contains("luffy/mysql") && reg.log().contains("luffy/myblog"),
+        "both images came from the registry: {}",
+        reg.log()
+    );
+
+    let logs = server.ok(&["logs", "myblog", "-n", "luffy", "-c", "mysql"]);
+    assert_eq!(logs, "db up\n");
+    let page = server.ok(&[
+        "exec",
+        "myblog",
+        "-n",
+        "luffy",
+        "-c",
+        "myblog",
+        "--",
+        "wget",
+        "-qO-",
+        "http://127.0.0.1:8002/cgi-bin/db",
+    ]);
+    assert_eq!(page, "hello-from-db\n", "the blog reads the database");
+    server.ok(&["delete", "pod", "myblog", "-n", "luffy"]);
 }
