@@ -98,6 +98,17 @@ impl Drop for Server {
     }
 }
 
+/// Waits until `kelp get nodes` shows node e2e Ready.
+fn wait_node_ready(node: &Node, server: &Server) {
+    node.wait_for("node e2e Ready in the API", Duration::from_secs(60), |_| {
+        let out = server.kelp(&["get", "nodes"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.starts_with("e2e ") && l.contains(" Ready"))
+            .then_some(())
+    });
+}
+
 /// The node's bridge and nftables table, removed on drop.
 struct Bridge(String);
 
@@ -129,13 +140,7 @@ fn pod_applied_to_the_api_runs_on_its_node_and_reports_back() {
         bridge.0.clone(),
     ];
     node.start_agent();
-    node.wait_for("node e2e Ready in the API", Duration::from_secs(60), |_| {
-        let out = server.kelp(&["get", "nodes"]);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.lines()
-            .any(|l| l.starts_with("e2e ") && l.contains(" Ready"))
-            .then_some(())
-    });
+    wait_node_ready(&node, &server);
 
     let pod = format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  nodeName: e2e\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"
@@ -260,13 +265,7 @@ fn kelp_logs_and_exec_are_answered_by_the_pods_node() {
     server.ok(&["node", "add", "e2e", "-o", join.to_str().unwrap()]);
     node.extra_args = vec!["--join-file".into(), join.display().to_string()];
     node.start_agent();
-    node.wait_for("node e2e Ready in the API", Duration::from_secs(60), |_| {
-        let out = server.kelp(&["get", "nodes"]);
-        text(&out.stdout)
-            .lines()
-            .any(|l| l.starts_with("e2e ") && l.contains(" Ready"))
-            .then_some(())
-    });
+    wait_node_ready(&node, &server);
 
     // `c` prints three lines, then one more each time /tmp/go appears.
     let script = "echo one; echo two; echo three; while true; do if [ -f /tmp/go ]; then rm /tmp/go; echo later; fi; sleep 1; done";
@@ -703,13 +702,7 @@ fn controller_and_node_speak_tls_to_an_external_broker() {
 
     node.extra_args = vec!["--join-file".into(), join.display().to_string()];
     node.start_agent();
-    node.wait_for("node e2e Ready over TLS", Duration::from_secs(60), |_| {
-        let out = server.kelp(&["get", "nodes"]);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .any(|l| l.starts_with("e2e ") && l.contains(" Ready"))
-            .then_some(())
-    });
+    wait_node_ready(&node, &server);
     let pod = format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  nodeName: e2e\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"
     );
@@ -745,12 +738,7 @@ fn a_crash_looping_pods_events_reach_kelp_describe_from_its_node() {
     server.ok(&["node", "add", "e2e", "-o", join.to_str().unwrap()]);
     node.extra_args = vec!["--join-file".into(), join.display().to_string()];
     node.start_agent();
-    node.wait_for("node e2e Ready in the API", Duration::from_secs(60), |_| {
-        text(&server.kelp(&["get", "nodes"]).stdout)
-            .lines()
-            .any(|l| l.starts_with("e2e ") && l.contains(" Ready"))
-            .then_some(())
-    });
+    wait_node_ready(&node, &server);
 
     let pod = format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: crash\nspec:\n  nodeName: e2e\n  restartPolicy: Always\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'exit 1']\n"
