@@ -457,11 +457,12 @@ fn open_birth(payload: &[u8], config: &LinkConfig) -> Option<Birth> {
     (birth.node == config.node).then_some(birth)
 }
 
-/// A desired-state payload, checked: None for an empty (deleted) retained message.
-pub fn open_desired(payload: &[u8], config: &LinkConfig) -> Result<Option<DesiredState>, String> {
-    if payload.is_empty() {
-        return Ok(None);
-    }
+/// A message from the controller, checked: decoded, of the pinned cluster, signed by the
+/// pinned controller key, opened as `M`. The error says why it was dropped.
+pub fn open_signed<M: kelp_shared::wire::Message>(
+    payload: &[u8],
+    config: &LinkConfig,
+) -> Result<M, String> {
     let envelope = Envelope::decode(payload).map_err(|e| e.to_string())?;
     if envelope.cluster != config.cluster {
         return Err(format!(
@@ -470,7 +471,15 @@ pub fn open_desired(payload: &[u8], config: &LinkConfig) -> Result<Option<Desire
         ));
     }
     verify(&envelope, &config.controller_key).map_err(|e| e.to_string())?;
-    let state: DesiredState = envelope.open().map_err(|e| e.to_string())?;
+    envelope.open().map_err(|e| e.to_string())
+}
+
+/// A desired-state payload, checked: None for an empty (deleted) retained message.
+pub fn open_desired(payload: &[u8], config: &LinkConfig) -> Result<Option<DesiredState>, String> {
+    if payload.is_empty() {
+        return Ok(None);
+    }
+    let state: DesiredState = open_signed(payload, config)?;
     if state.node != config.node {
         return Err(format!(
             "it is addressed to node {:?}, this is {:?}",

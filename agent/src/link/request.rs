@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kelp_shared::wire::sign::verify;
 use kelp_shared::wire::{ClusterId, Envelope, Request, Response, ResponseBody};
 use rumqttc::{Client, QoS};
 
@@ -30,15 +29,7 @@ pub fn now_unix_ms() -> u64 {
 /// A request payload, checked: decoded, of the pinned cluster, signed by the pinned key,
 /// for this node and not past its deadline at `now_ms`. The error says why it was dropped.
 pub fn open_request(payload: &[u8], config: &LinkConfig, now_ms: u64) -> Result<Request, String> {
-    let envelope = Envelope::decode(payload).map_err(|e| e.to_string())?;
-    if envelope.cluster != config.cluster {
-        return Err(format!(
-            "it is for cluster {}, this node joined {}",
-            envelope.cluster, config.cluster
-        ));
-    }
-    verify(&envelope, &config.controller_key).map_err(|e| e.to_string())?;
-    let request: Request = envelope.open().map_err(|e| e.to_string())?;
+    let request: Request = super::open_signed(payload, config)?;
     if request.node != config.node {
         return Err(format!(
             "request {} is addressed to node {:?}, this is {:?}",
