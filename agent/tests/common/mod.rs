@@ -38,6 +38,19 @@ fn unique(test: &str) -> String {
 pub fn busybox_tar() -> &'static Path {
     static TAR: OnceLock<PathBuf> = OnceLock::new();
     TAR.get_or_init(|| {
+        // A test binary cannot remove its tarball when it exits (statics are not dropped):
+        // the next run removes those of test binaries no longer running.
+        if let Ok(entries) = fs::read_dir(std::env::temp_dir()) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Some(pid) = name.strip_prefix("kelp-busybox-") else {
+                    continue;
+                };
+                if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+                    let _ = fs::remove_dir_all(entry.path());
+                }
+            }
+        }
         let dir = std::env::temp_dir().join(format!("kelp-busybox-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let rootfs = dir.join("rootfs");
