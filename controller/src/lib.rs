@@ -14,5 +14,6 @@ pub mod config;
 pub mod events;
 pub mod hub;
 pub mod local_agent;
+pub mod scheduler;
 pub mod server;
 pub mod store;
