@@ -12,17 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Node, AGENT, BUSYBOX};
-
-fn kelp_bin() -> PathBuf {
-    let path = Path::new(AGENT).with_file_name("kelp");
-    assert!(
-        path.exists(),
-        "{} is missing: build the controller too (cargo build -p kelp-controller)",
-        path.display()
-    );
-    path
-}
+use common::{kelp_bin, Node, BUSYBOX};
 
 struct Server {
     child: Child,
@@ -79,6 +69,13 @@ impl Server {
             .unwrap()
     }
 
+    /// Writes `yaml` to `DIR/NAME.yaml` and `kelp apply`s it.
+    fn apply(&self, dir: &Path, name: &str, yaml: &str) {
+        let file = dir.join(format!("{name}.yaml"));
+        std::fs::write(&file, yaml).unwrap();
+        self.ok(&["apply", "-f", file.to_str().unwrap()]);
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let out = self.kelp(args);
         assert!(
@@ -96,6 +93,13 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Pod `web` on node e2e: one busybox container that sleeps.
+fn sleeping_web_pod() -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  nodeName: e2e\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"
+    )
 }
 
 /// Waits until `kelp get nodes` shows node e2e Ready.
@@ -142,12 +146,8 @@ fn pod_applied_to_the_api_runs_on_its_node_and_reports_back() {
     node.start_agent();
     wait_node_ready(&node, &server);
 
-    let pod = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  nodeName: e2e\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"
-    );
-    let file = node.base.join("web.yaml");
-    std::fs::write(&file, pod).unwrap();
-    server.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let pod = sleeping_web_pod();
+    server.apply(&node.base, "web", &pod);
 
     let row = node.wait_for(
         "web Running in kelp get pods -o wide",
@@ -272,9 +272,7 @@ fn kelp_logs_and_exec_are_answered_by_the_pods_node() {
     let pod = format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  nodeName: e2e\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, {script:?}]\n  - name: side\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"
     );
-    let file = node.base.join("web.yaml");
-    std::fs::write(&file, pod).unwrap();
-    server.ok(&["apply", "-f", file.to_str().unwrap()]);
+    server.apply(&node.base, "web", &pod);
     node.wait_for("web Running in the API", Duration::from_secs(90), |_| {
         text(&server.kelp(&["get", "pods"]).stdout)
             .lines()
@@ -703,12 +701,8 @@ fn controller_and_node_speak_tls_to_an_external_broker() {
     node.extra_args = vec!["--join-file".into(), join.display().to_string()];
     node.start_agent();
     wait_node_ready(&node, &server);
-    let pod = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  nodeName: e2e\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n"
-    );
-    let file = node.base.join("web.yaml");
-    std::fs::write(&file, pod).unwrap();
-    server.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let pod = sleeping_web_pod();
+    server.apply(&node.base, "web", &pod);
     node.wait_for("web Running over TLS", Duration::from_secs(90), |_| {
         let out = server.kelp(&["get", "pods"]);
         String::from_utf8_lossy(&out.stdout)
@@ -743,9 +737,7 @@ fn a_crash_looping_pods_events_reach_kelp_describe_from_its_node() {
     let pod = format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: crash\nspec:\n  nodeName: e2e\n  restartPolicy: Always\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'exit 1']\n"
     );
-    let file = node.base.join("crash.yaml");
-    std::fs::write(&file, pod).unwrap();
-    server.ok(&["apply", "-f", file.to_str().unwrap()]);
+    server.apply(&node.base, "crash", &pod);
 
     // The node's events, aggregated: one BackOff line per (reason, message) whatever the
     // number of restarts, Started counted up, all from kelp-agent.
@@ -946,9 +938,7 @@ spec:
     command: ["sh", "-c", "mkdir /db; echo hello-from-db > /db/index.html; echo db up; exec httpd -f -p 3306 -h /db"]
 "#
     );
-    let file = node.base.join("myblog.yaml");
-    std::fs::write(&file, pod).unwrap();
-    server.ok(&["apply", "-f", file.to_str().unwrap()]);
+    server.apply(&node.base, "myblog", &pod);
 
     let row = node.wait_for(
         "myblog 2/2 Running in kelp get pods -n luffy -o wide",

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{Node, AGENT, BUSYBOX};
+use crate::common::{kelp_bin, Node, AGENT, BUSYBOX};
 
 /// Runs a command that must succeed; returns its stdout.
 pub fn run(args: &[&str]) -> String {
@@ -347,16 +347,6 @@ impl Drop for Mosquitto {
         self.stop();
         let _ = fs::remove_dir_all(&self.dir);
     }
-}
-
-pub fn kelp_bin() -> PathBuf {
-    let path = Path::new(AGENT).with_file_name("kelp");
-    assert!(
-        path.exists(),
-        "{} is missing: build the controller too (cargo build -p kelp-controller)",
-        path.display()
-    );
-    path
 }
 
 /// A `kelp server`: started with [`Server::start`], killed with `kill -9` on drop.

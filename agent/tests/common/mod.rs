@@ -30,6 +30,17 @@ pub fn require_root() {
     );
 }
 
+/// The `kelp` binary built beside `kelp-agent`.
+pub fn kelp_bin() -> PathBuf {
+    let path = Path::new(AGENT).with_file_name("kelp");
+    assert!(
+        path.exists(),
+        "{} is missing: build the controller too (cargo build -p kelp-controller)",
+        path.display()
+    );
+    path
+}
+
 fn unique(test: &str) -> String {
     format!("{test}-{}", std::process::id())
 }
