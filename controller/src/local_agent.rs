@@ -19,7 +19,7 @@ use base64::Engine;
 use kelp_shared::join::JoinFile;
 use serde_json::json;
 
-use crate::hub::broker::{credentials_secret, CREDENTIALS_NAMESPACE, CREDENTIALS_TYPE};
+use crate::hub::broker::{credentials_secret, credentials_secret_object, CREDENTIALS_NAMESPACE};
 use crate::hub::{identity::random_secret, CLUSTER_INFO, CLUSTER_INFO_NAMESPACE};
 use crate::store::{Durability, Key, Store, StoreError};
 
@@ -170,20 +170,9 @@ async fn ensure_node(store: &Store, node: &str) -> anyhow::Result<String> {
         );
     }
     let password = random_secret();
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    let object = json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": name,
-            "namespace": CREDENTIALS_NAMESPACE,
-            "uid": uuid::Uuid::new_v4().to_string(),
-            "creationTimestamp": now,
-            "labels": {"kelp.dev/node": node},
-        },
-        "type": CREDENTIALS_TYPE,
-        "data": {"username": b64(node), "password": b64(&password)},
-    });
+    let mut object = credentials_secret_object(node, &password);
+    object["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
+    object["metadata"]["creationTimestamp"] = json!(now);
     store.create(key, object, Durability::Durable).await?;
     Ok(password)
 }

@@ -8,14 +8,15 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use base64::Engine;
 use kelp_shared::join::JoinFile;
 use kelp_shared::wire::check_node_name;
 use serde_json::{json, Value};
 
 use super::client::{report_errors, ApiError};
 use super::{emit, Context, NodeAddArgs};
-use crate::hub::broker::{credentials_secret, CREDENTIALS_NAMESPACE, CREDENTIALS_TYPE};
+use crate::hub::broker::{
+    credentials_data, credentials_secret, credentials_secret_object, CREDENTIALS_NAMESPACE,
+};
 use crate::hub::{identity::random_secret, CLUSTER_INFO, CLUSTER_INFO_NAMESPACE};
 
 /// `kelp node add`.
@@ -94,18 +95,8 @@ fn add_inner(ctx: &Context, args: &NodeAddArgs) -> Result<PathBuf, ApiError> {
         }
     })?;
     let secret_name = credentials_secret(name);
-    let data = json!({
-        "username": base64::engine::general_purpose::STANDARD.encode(name),
-        "password": base64::engine::general_purpose::STANDARD.encode(&password),
-    });
-    let secret = json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": secret_name, "namespace": CREDENTIALS_NAMESPACE,
-                     "labels": {"kelp.dev/node": name}},
-        "type": CREDENTIALS_TYPE,
-        "data": data,
-    });
+    let data = credentials_data(name, &password);
+    let secret = credentials_secret_object(name, &password);
     let secrets = format!("/api/v1/namespaces/{CREDENTIALS_NAMESPACE}/secrets");
     match client.create(&secrets, &secret) {
         Ok(_) => {}

@@ -34,6 +34,28 @@ pub fn credentials_secret(node: &str) -> String {
     format!("kelp-node-{node}")
 }
 
+/// The `data` of node `node`'s credentials Secret (base64, as a Secret's data is).
+pub fn credentials_data(node: &str, password: &str) -> serde_json::Value {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    serde_json::json!({"username": b64(node), "password": b64(password)})
+}
+
+/// Node `node`'s credentials Secret (without uid and creation time: the API or the caller
+/// adds them).
+pub fn credentials_secret_object(node: &str, password: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": credentials_secret(node),
+            "namespace": CREDENTIALS_NAMESPACE,
+            "labels": {"kelp.dev/node": node},
+        },
+        "type": CREDENTIALS_TYPE,
+        "data": credentials_data(node, password),
+    })
+}
+
 /// The largest MQTT packet either side accepts: the envelope limit plus room for the topic
 /// and headers.
 pub const MAX_MQTT_PACKET: usize = MAX_PACKET + 64 * 1024;
