@@ -11,6 +11,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod controllers;
 pub mod events;
 pub mod hub;
 pub mod local_agent;

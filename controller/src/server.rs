@@ -1,5 +1,5 @@
-//! `kelp server`: the store, the API, the node hub with its embedded MQTT broker and (later)
-//! the scheduler, controllers and local agent, in one process.
+//! `kelp server`: the store, the API, the node hub with its embedded MQTT broker, the
+//! scheduler and controllers, and the local agent, in one process.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -59,6 +59,15 @@ pub struct ServerArgs {
     /// connected to the broker) becomes NotReady (`Ready=Unknown`).
     #[arg(long, default_value = "90s", value_parser = parse_duration)]
     pub node_grace: Duration,
+    /// Delete the pods of a node that has not been Ready for this long, so that their
+    /// ReplicaSets replace them elsewhere. Off by default: an edge node that goes offline
+    /// keeps running its pods, and they stay where they are.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub pod_eviction_timeout: Option<Duration>,
+    /// How often the controllers (scheduler, node lifecycle, ReplicaSets, garbage collector)
+    /// look at everything even when nothing changed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub controller_resync: Duration,
     /// Do not run a kelp-agent on this machine (by default the server runs one, joined as
     /// the node named after the host).
     #[arg(long)]
@@ -243,6 +252,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         hub.events.clone(),
     );
     let ns_task = tokio::spawn(api::namespaces::run(state.clone(), args.namespace_resync));
+    let controllers = crate::controllers::spawn(
+        state.clone(),
+        crate::controllers::Options {
+            resync: args.controller_resync,
+            pod_eviction_timeout: args.pod_eviction_timeout,
+            ..Default::default()
+        },
+    );
 
     let handle = axum_server::Handle::new();
     let shutdown = handle.clone();
@@ -288,6 +305,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || agent.stop()).await.ok();
     }
     ns_task.abort();
+    controllers.abort();
     hub_watch.abort();
     drop(state);
     store.close().await.context("closing the store")?;

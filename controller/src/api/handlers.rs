@@ -320,13 +320,29 @@ async fn create(
     namespace: Option<&str>,
     body: &Bytes,
 ) -> Result<Response> {
+    let (stored, warnings) = create_object(state, info, namespace, parse_body(body)?).await?;
+    Ok(with_warnings(
+        json_response(StatusCode::CREATED, &stored.object),
+        &warnings,
+    ))
+}
+
+/// Creates an object as a `POST` would (decode, `generateName`, defaults, validation,
+/// kelp's limits): used by the API and by the controllers, so a controller's pods are
+/// admitted exactly like an operator's.
+pub(crate) async fn create_object(
+    state: &ApiState,
+    info: &'static KindInfo,
+    namespace: Option<&str>,
+    body: Value,
+) -> Result<(Stored, Vec<String>)> {
     if info.namespaced && namespace.is_none() {
         return Err(ApiError::method_not_allowed(
             "POST",
             &format!("{} across all namespaces", info.plural),
         ));
     }
-    let (mut obj, mut warnings) = admission::decode(info, parse_body(body)?)?;
+    let (mut obj, mut warnings) = admission::decode(info, body)?;
     {
         let meta = obj.metadata_mut();
         if let (Some(ns), Some(body_ns)) = (namespace, meta.namespace.as_deref()) {
@@ -369,14 +385,11 @@ async fn create(
         .store
         .create(key, obj.to_json(), Durability::Durable)
         .await?;
-    Ok(with_warnings(
-        json_response(StatusCode::CREATED, &stored.object),
-        &warnings,
-    ))
+    Ok((stored, warnings))
 }
 
 /// Whether deleting this object must wait (finalizers, a pod on a node).
-fn must_wait(kind: &str, obj: &Value) -> bool {
+pub(crate) fn must_wait(kind: &str, obj: &Value) -> bool {
     let finalizers = obj
         .pointer("/metadata/finalizers")
         .and_then(Value::as_array)
@@ -612,6 +625,46 @@ async fn delete(state: &ApiState, key: &Key, req: &Request) -> Result<Response> 
         .query
         .grace_period_seconds
         .or_else(|| options.get("gracePeriodSeconds").and_then(Value::as_i64));
+    let propagation = req
+        .query
+        .propagation_policy
+        .clone()
+        .or_else(|| {
+            options
+                .get("propagationPolicy")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .or_else(|| {
+            (options.get("orphanDependents") == Some(&json!(true))).then(|| "Orphan".into())
+        });
+    let finalizer = propagation_finalizer(propagation.as_deref())?;
+    let stored = delete_with(state, key, grace, finalizer).await?;
+    Ok(json_response(StatusCode::OK, &stored.object))
+}
+
+/// The finalizer that makes the garbage collector handle an owner's dependents before the
+/// owner goes (`propagationPolicy`): none for `Background` (the default: the owner goes now,
+/// its dependents after it).
+fn propagation_finalizer(policy: Option<&str>) -> Result<Option<&'static str>> {
+    match policy {
+        None | Some("") | Some("Background") => Ok(None),
+        Some("Foreground") => Ok(Some(crate::controllers::gc::FOREGROUND)),
+        Some("Orphan") => Ok(Some(crate::controllers::gc::ORPHAN)),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "propagationPolicy: Unsupported value: {other:?}: supported values: \"Orphan\", \"Background\", \"Foreground\""
+        ))),
+    }
+}
+
+/// Deletes an object: at once, or (finalizers, a pod on a node, a namespace, a propagation
+/// `finalizer`) by setting its `deletionTimestamp`. A pod with `grace` 0 goes at once.
+pub(crate) async fn delete_with(
+    state: &ApiState,
+    key: &Key,
+    grace: Option<i64>,
+    finalizer: Option<&'static str>,
+) -> Result<Stored> {
     if key.kind == "Namespace" && namespaces::SYSTEM.contains(&key.name.as_str()) {
         return Err(ApiError::forbidden(
             key,
@@ -624,12 +677,24 @@ async fn delete(state: &ApiState, key: &Key, req: &Request) -> Result<Response> 
             .get(key)
             .ok_or_else(|| ApiError::not_found(key))?;
         let force = grace == Some(0) && key.kind == "Pod";
-        let result = if must_wait(&key.kind, &live.object) && !force {
+        let waits = must_wait(&key.kind, &live.object) || finalizer.is_some();
+        let result = if waits && !force {
             if live.object.pointer("/metadata/deletionTimestamp").is_some() {
-                return Ok(json_response(StatusCode::OK, &live.object));
+                return Ok(live);
             }
             let mut v = (*live.object).clone();
             v["metadata"]["deletionTimestamp"] = json!(Time::now().to_string());
+            if let Some(finalizer) = finalizer {
+                let list = &mut v["metadata"]["finalizers"];
+                if !list.is_array() {
+                    *list = json!([]);
+                }
+                if let Some(list) = list.as_array_mut() {
+                    if !list.iter().any(|f| f == finalizer) {
+                        list.push(json!(finalizer));
+                    }
+                }
+            }
             if key.kind == "Pod" {
                 let g = grace
                     .or_else(|| {
@@ -657,7 +722,7 @@ async fn delete(state: &ApiState, key: &Key, req: &Request) -> Result<Response> 
                 if key.kind == "Namespace" {
                     namespaces::kick(state);
                 }
-                return Ok(json_response(StatusCode::OK, &stored.object));
+                return Ok(stored);
             }
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(e.into()),
@@ -670,14 +735,7 @@ pub(crate) async fn delete_object(
     state: &ApiState,
     key: &Key,
 ) -> std::result::Result<(), ApiError> {
-    let req = Request {
-        method: Method::DELETE,
-        route: Route::Version,
-        query: Query::default(),
-        content_type: String::new(),
-        body: Bytes::new(),
-    };
-    match delete(state, key, &req).await {
+    match delete_with(state, key, None, None).await {
         Ok(_) => Ok(()),
         Err(e) if e.code == 404 => Ok(()),
         Err(e) => Err(e),

@@ -144,6 +144,8 @@ pub struct Query {
     pub timeout_seconds: Option<u64>,
     /// `gracePeriodSeconds` (deletes).
     pub grace_period_seconds: Option<i64>,
+    /// `propagationPolicy` (deletes): `Background`, `Foreground` or `Orphan`.
+    pub propagation_policy: Option<String>,
     /// `container` (a pod's log and exec).
     pub container: Option<String>,
     /// `follow=true|1` (a pod's log).
@@ -194,6 +196,7 @@ impl Query {
                 "resourceVersion" => out.resource_version = Some(v),
                 "timeoutSeconds" => out.timeout_seconds = v.parse().ok(),
                 "gracePeriodSeconds" => out.grace_period_seconds = v.parse().ok(),
+                "propagationPolicy" => out.propagation_policy = Some(v).filter(|p| !p.is_empty()),
                 "container" => out.container = Some(v).filter(|c| !c.is_empty()),
                 "follow" => out.follow = v == "true" || v == "1",
                 "previous" => out.previous = v == "true" || v == "1",

@@ -89,6 +89,48 @@ impl LabelSelector {
         Ok(LabelSelector(reqs))
     }
 
+    /// The selector of a workload's `spec.selector` (`matchLabels` and `matchExpressions`
+    /// with `In`, `NotIn`, `Exists`, `DoesNotExist`). An unknown operator gives an error
+    /// naming it.
+    pub fn from_structured(selector: &Value) -> Result<LabelSelector, String> {
+        let mut reqs = Vec::new();
+        if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
+            for (k, v) in labels {
+                reqs.push(Req::Eq(
+                    k.clone(),
+                    v.as_str().unwrap_or_default().to_owned(),
+                ));
+            }
+        }
+        for e in selector
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let key = e["key"].as_str().unwrap_or_default().to_owned();
+            let values: Vec<String> = e["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect();
+            reqs.push(match e["operator"].as_str().unwrap_or_default() {
+                "In" => Req::In(key, values),
+                "NotIn" => Req::NotIn(key, values),
+                "Exists" => Req::Exists(key),
+                "DoesNotExist" => Req::NotExists(key),
+                other => return Err(format!("matchExpressions: unknown operator {other:?}")),
+            });
+        }
+        Ok(LabelSelector(reqs))
+    }
+
+    /// Whether the selector has no requirement (matches everything).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Whether an object's `metadata.labels` satisfy the selector.
     pub fn matches(&self, object: &Value) -> bool {
         let labels = object.pointer("/metadata/labels");
