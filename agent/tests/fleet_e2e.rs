@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use fleet::{
-    api_pods, join_password, pod_yaml, wait_until, FleetNode, Host, Lan, Mosquitto, Processes,
-    Server, MOSQUITTO_CONTROLLER,
+    api_pods, join_password, pod_yaml, text, wait_until, FleetNode, Host, Lan, Mosquitto,
+    Processes, Server, MOSQUITTO_CONTROLLER,
 };
 use kelp_agent::network::Cidr;
 use kelp_shared::wire::sign::{sign, SigningKey};
@@ -60,6 +60,18 @@ const KEEPALIVE: u64 = 3;
 
 impl Fleet {
     fn start(tag: char, subnet: u8, broker: Broker, count: u8, keepalive: Option<u64>) -> Self {
+        Self::start_with(tag, subnet, broker, count, keepalive, &[])
+    }
+
+    /// [`Fleet::start`] with more flags for `kelp server`.
+    fn start_with(
+        tag: char,
+        subnet: u8,
+        broker: Broker,
+        count: u8,
+        keepalive: Option<u64>,
+        server_args: &[&str],
+    ) -> Self {
         let lan = Lan::new(tag, subnet);
         let base =
             Dir(PathBuf::from("/var/tmp").join(format!("kelp-fleet-{tag}-{}", std::process::id())));
@@ -89,6 +101,7 @@ impl Fleet {
             ]
             .map(String::from),
         );
+        args.extend(server_args.iter().map(|a| a.to_string()));
         let server = Server::start(&base.0.join("controller"), &args);
         let mut fleet = Self {
             nodes: Vec::new(),
@@ -948,4 +961,238 @@ fn read_in(counters: &str, name: &str) -> (u64, u64) {
             .unwrap()
     };
     (field("packets"), field("bytes"))
+}
+
+/// A ReplicaSet of sleeping busybox pods (one-second grace), `extra` indented under `spec:`
+/// of the template.
+fn replicaset_yaml(name: &str, replicas: u32, extra: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: {name}\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      terminationGracePeriodSeconds: 1\n{extra}      containers:\n      - name: c\n        image: {}\n        command: [sleep, '3600']\n",
+        common::BUSYBOX
+    )
+}
+
+/// The API's pods owned by ReplicaSet `owner`: name -> (node, phase, deleting).
+fn owned_pods(server: &Server, owner: &str) -> BTreeMap<String, (String, String, bool)> {
+    server
+        .items("pods")
+        .iter()
+        .filter(|p| p["metadata"]["ownerReferences"][0]["name"] == owner)
+        .map(|p| {
+            (
+                p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                (
+                    p["spec"]["nodeName"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    p["status"]["phase"].as_str().unwrap_or_default().to_owned(),
+                    !p["metadata"]["deletionTimestamp"].is_null(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Waits until `owner` has exactly `n` pods, all Running and none deleting; returns them
+/// (name -> node).
+fn wait_replicas(fleet: &Fleet, owner: &str, n: usize) -> BTreeMap<String, String> {
+    fleet.wait(
+        &format!("{n} Running pods of {owner}"),
+        Duration::from_secs(120),
+        |f| {
+            let pods = owned_pods(&f.server, owner);
+            (pods.len() == n
+                && pods
+                    .values()
+                    .all(|(_, phase, del)| phase == "Running" && !del))
+            .then(|| {
+                pods.into_iter()
+                    .map(|(k, (node, _, _))| (k, node))
+                    .collect()
+            })
+        },
+    )
+}
+
+/// Which pods a node runs (by the agent's own account).
+fn pods_on(fleet: &Fleet, node: &str) -> BTreeSet<String> {
+    fleet
+        .node(node)
+        .processes()
+        .keys()
+        .map(|(pod, _)| pod.clone())
+        .collect()
+}
+
+#[test]
+fn scheduler_and_replicasets_across_three_hosts() {
+    let fleet = Fleet::start('s', 5, Broker::Embedded, 3, Some(KEEPALIVE));
+
+    // A pod that needs more memory than any node has stays Pending and says why.
+    fleet.server.apply(
+        "hog",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: hog\nspec:\n  containers:\n  - name: c\n    image: {}\n    resources:\n      requests:\n        memory: 100Ti\n",
+            common::BUSYBOX
+        ),
+    );
+    let message = "0/3 nodes are available: 3 Insufficient memory.";
+    fleet.wait("hog unschedulable", Duration::from_secs(30), |f| {
+        let described = text(&f.server.kelp(&["describe", "pod", "hog"]).stdout);
+        described.contains(message).then_some(described)
+    });
+    let hog = &api_pods(&fleet.server)["hog"];
+    assert_eq!((hog.0.as_str(), hog.1.as_str()), ("", "Pending"));
+
+    // A label on n2 and a taint on n3, applied as Node manifests.
+    fleet.server.apply(
+        "n2-label",
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: n2\n  labels:\n    disk: ssd\n",
+    );
+    fleet.server.apply(
+        "n3-taint",
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: n3\nspec:\n  taints:\n  - key: dedicated\n    value: edge\n    effect: NoSchedule\n",
+    );
+    fleet.server.apply(
+        "picky",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: picky\nspec:\n  nodeSelector:\n    disk: ssd\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {}\n    command: [sleep, '3600']\n",
+            common::BUSYBOX
+        ),
+    );
+    fleet.wait_running(&BTreeMap::from([("picky", "n2")]), Duration::from_secs(60));
+
+    // Without the toleration, pods keep off n3; with it, three replicas spread over three
+    // nodes.
+    fleet
+        .server
+        .apply("plain", &replicaset_yaml("plain", 2, ""));
+    let plain = wait_replicas(&fleet, "plain", 2);
+    assert!(plain.values().all(|n| n != "n3"), "{plain:?}");
+    let tolerate = "      tolerations:\n      - key: dedicated\n        operator: Equal\n        value: edge\n        effect: NoSchedule\n";
+    fleet
+        .server
+        .apply("web", &replicaset_yaml("web", 3, tolerate));
+    let web = wait_replicas(&fleet, "web", 3);
+    let nodes: BTreeSet<&String> = web.values().collect();
+    assert_eq!(nodes.len(), 3, "one replica per node: {web:?}");
+    println!(
+        "three hosts:\n{}",
+        fleet.server.ok(&["get", "pods", "-o", "wide"])
+    );
+
+    // A deleted pod is stopped on its node and replaced.
+    let (victim, victim_node) = web
+        .iter()
+        .next()
+        .map(|(p, n)| (p.clone(), n.clone()))
+        .unwrap();
+    fleet.server.ok(&["delete", "pod", &victim]);
+    let healed = fleet.wait("web healed", Duration::from_secs(120), |f| {
+        let pods = owned_pods(&f.server, "web");
+        let running = pods
+            .values()
+            .filter(|(_, phase, del)| phase == "Running" && !del)
+            .count();
+        (!pods.contains_key(&victim) && running == 3).then_some(pods)
+    });
+    assert_eq!(healed.len(), 3, "{healed:?}");
+    assert!(
+        !pods_on(&fleet, &victim_node).contains(&victim),
+        "{victim} no longer runs on {victim_node}"
+    );
+
+    // Deleting the ReplicaSet removes its pods, on the nodes too.
+    fleet.server.ok(&["delete", "rs", "web"]);
+    fleet.wait("web's pods gone", Duration::from_secs(120), |f| {
+        owned_pods(&f.server, "web").is_empty().then_some(())
+    });
+    for n in ["n1", "n2", "n3"] {
+        let left: Vec<String> = pods_on(&fleet, n)
+            .into_iter()
+            .filter(|p| p.starts_with("web-"))
+            .collect();
+        assert!(left.is_empty(), "{n} still runs {left:?}");
+    }
+}
+
+#[test]
+fn a_lost_node_keeps_its_pods_without_eviction() {
+    let fleet = Fleet::start('v', 6, Broker::Embedded, 2, Some(KEEPALIVE));
+    fleet.server.apply("web", &replicaset_yaml("web", 2, ""));
+    let web = wait_replicas(&fleet, "web", 2);
+    assert_eq!(web.values().collect::<BTreeSet<_>>().len(), 2, "{web:?}");
+    let before = fleet.node("n1").processes();
+    fleet.node("n1").host.cut();
+    fleet.wait("n1 NotReady", will_deadline(), |f| {
+        (f.server.node_ready().get("n1").map(String::as_str) != Some("True")).then_some(())
+    });
+    // Kubernetes evicts after five minutes; a tenth of it here, and longer than the grace.
+    std::thread::sleep(Duration::from_secs(30));
+    let pods = owned_pods(&fleet.server, "web");
+    assert_eq!(
+        pods.keys().collect::<Vec<_>>(),
+        web.keys().collect::<Vec<_>>(),
+        "no pod deleted or added: {pods:?}"
+    );
+    assert!(pods.values().all(|(_, _, deleting)| !deleting), "{pods:?}");
+    let taints = fleet.server.ok(&["get", "node", "n1", "-o", "json"]);
+    assert!(
+        taints.contains("node.kubernetes.io/unreachable"),
+        "{taints}"
+    );
+    assert_untouched("n1 while lost", &before, &fleet.node("n1").processes());
+    fleet.node("n1").host.restore();
+    fleet.wait("n1 Ready again", Duration::from_secs(90), |f| {
+        (f.server.node_ready().get("n1").map(String::as_str) == Some("True")).then_some(())
+    });
+    assert_untouched("n1 back", &before, &fleet.node("n1").processes());
+    assert_eq!(wait_replicas(&fleet, "web", 2), web);
+}
+
+#[test]
+fn with_eviction_a_lost_nodes_replicas_move_and_stop_when_it_returns() {
+    let fleet = Fleet::start_with(
+        'w',
+        7,
+        Broker::Embedded,
+        2,
+        Some(KEEPALIVE),
+        &["--pod-eviction-timeout", "3s", "--controller-resync", "1s"],
+    );
+    fleet.server.apply("web", &replicaset_yaml("web", 2, ""));
+    let web = wait_replicas(&fleet, "web", 2);
+    let (lost_pod, _) = web
+        .iter()
+        .find(|(_, n)| *n == "n1")
+        .expect("a replica on n1");
+    let lost_pod = lost_pod.clone();
+    fleet.node("n1").host.cut();
+    let moved = fleet.wait("web replaced on n2", Duration::from_secs(90), |f| {
+        let pods = owned_pods(&f.server, "web");
+        let old_deleting = pods.get(&lost_pod).is_some_and(|(_, _, del)| *del);
+        let on_n2 = pods
+            .values()
+            .filter(|(node, phase, del)| node == "n2" && phase == "Running" && !del)
+            .count();
+        (old_deleting && on_n2 == 2).then_some(pods)
+    });
+    println!("after eviction: {moved:?}");
+    // Offline, n1 still runs it: only the controller knows it is deleted.
+    assert!(pods_on(&fleet, "n1").contains(&lost_pod));
+    fleet.node("n1").host.restore();
+    fleet.wait(
+        "the evicted pod stopped on n1 and gone",
+        Duration::from_secs(90),
+        |f| {
+            let gone = !owned_pods(&f.server, "web").contains_key(&lost_pod);
+            (gone && pods_on(f, "n1").is_empty()).then_some(())
+        },
+    );
+    let after = wait_replicas(&fleet, "web", 2);
+    assert!(after.values().all(|n| n == "n2"), "{after:?}");
 }
