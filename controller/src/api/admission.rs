@@ -19,7 +19,15 @@ use super::status::{ApiError, Cause};
 pub const NOT_ENFORCED: &str = "stored, not enforced by this kelp version";
 
 /// Kinds this kelp version acts on (or that are pure data, which storing fulfils).
-const ENFORCED_KINDS: &[&str] = &["Namespace", "ConfigMap", "Secret", "Event"];
+const ENFORCED_KINDS: &[&str] = &[
+    "Namespace",
+    "ConfigMap",
+    "Secret",
+    "Event",
+    "Node",
+    "Pod",
+    "ReplicaSet",
+];
 
 /// Pod fields the agent does not implement yet: `(field name, where)`. Later issues remove
 /// rows as they implement them.
@@ -277,7 +285,7 @@ mod tests {
     }
 
     #[test]
-    fn a_valid_pod_is_defaulted_and_warned_about() {
+    fn a_valid_pod_is_defaulted_and_kinds_not_acted_on_are_warned_about() {
         let (obj, w) = admit_json(pod(json!({"metadata": {"colour": "red"}}))).unwrap();
         assert_eq!(obj.to_json()["spec"]["restartPolicy"], "Always");
         assert!(
@@ -285,6 +293,17 @@ mod tests {
                 .any(|w| w.contains("unknown field \"metadata.colour\"")),
             "{w:?}"
         );
+        assert!(
+            !w.iter().any(|w| w.contains(NOT_ENFORCED)),
+            "pods are run: {w:?}"
+        );
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "namespace": "default"},
+            "spec": {"selector": {"matchLabels": {"a": "b"}},
+                     "template": {"metadata": {"labels": {"a": "b"}},
+                                  "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+        let (mut obj, _) = decode(kinds::by_kind("Deployment").unwrap(), deployment).unwrap();
+        let w = admit(&mut obj).unwrap();
         assert!(w.iter().any(|w| w.contains(NOT_ENFORCED)), "{w:?}");
     }
 
