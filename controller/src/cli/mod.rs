@@ -7,6 +7,7 @@
 //! - [`describe`]: `kelp describe`.
 //! - [`logs`]: `kelp logs` and `kelp exec`, answered by the pod's node.
 //! - [`drain`]: `kelp cordon`, `uncordon` and `drain` (node maintenance).
+//! - [`scale`]: `kelp scale` (the replica count of workloads).
 //! - [`get`], [`create`], [`delete`], [`discovery`]: the other commands.
 //!
 //! Every command prints like kubectl: results on stdout, `Warning: ...` and errors on
@@ -24,6 +25,7 @@ pub mod logs;
 pub mod node;
 pub mod printer;
 pub mod resource;
+pub mod scale;
 pub mod tabwriter;
 pub mod yaml;
 
@@ -73,6 +75,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Execute a command in a container (not interactive: prints its output when it ends).
     Exec(ExecArgs),
+    /// Set a new size for a deployment, replica set or stateful set.
+    Scale(ScaleArgs),
     /// Mark a node as unschedulable.
     Cordon(CordonArgs),
     /// Mark a node as schedulable.
@@ -287,6 +291,23 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+/// `kelp scale`.
+#[derive(Debug, Clone, Args)]
+pub struct ScaleArgs {
+    /// `TYPE NAME...` or `TYPE/NAME...` (deployments, replicasets, statefulsets).
+    #[arg(value_name = "TYPE NAME", required = true)]
+    pub resources: Vec<String>,
+    /// The new number of replicas.
+    #[arg(long, allow_negative_numbers = true)]
+    pub replicas: i64,
+    /// Precondition: scale only if the current size is this (-1: no precondition).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub current_replicas: i64,
+    /// Precondition: scale only if the object's resourceVersion is this.
+    #[arg(long, value_name = "VERSION")]
+    pub resource_version: Option<String>,
+}
+
 /// `kelp cordon` and `kelp uncordon`.
 #[derive(Debug, Clone, Args)]
 pub struct CordonArgs {
@@ -417,6 +438,7 @@ pub fn run(global: GlobalArgs, command: Command) -> ExitCode {
         Command::Delete(args) => delete::run(&ctx, &args),
         Command::Logs(args) => logs::run_logs(&ctx, &args),
         Command::Exec(args) => logs::run_exec(&ctx, &args),
+        Command::Scale(args) => scale::run(&ctx, &args),
         Command::Cordon(args) => drain::run_cordon(&ctx, &args, true),
         Command::Uncordon(args) => drain::run_cordon(&ctx, &args, false),
         Command::Drain(args) => drain::run_drain(&ctx, &args),
@@ -619,7 +641,7 @@ mod tests {
     }
 
     #[test]
-    fn node_maintenance_flags() {
+    fn node_maintenance_and_scale_flags() {
         let c = parse(&["cordon", "pi-1"]);
         assert!(matches!(c.command, Command::Cordon(a) if a.node == "pi-1"));
         let c = parse(&[
@@ -646,6 +668,28 @@ mod tests {
         };
         assert_eq!((d.grace_period, d.timeout.is_zero()), (-1, true));
         assert!(Cli::try_parse_from(["kelp", "drain", "pi-1", "--timeout", "5"]).is_err());
+
+        let c = parse(&[
+            "scale",
+            "rs",
+            "web",
+            "--replicas=3",
+            "--current-replicas",
+            "2",
+        ]);
+        let Command::Scale(s) = c.command else {
+            panic!()
+        };
+        assert_eq!(s.resources, ["rs", "web"]);
+        assert_eq!((s.replicas, s.current_replicas), (3, 2));
+        let Command::Scale(s) = parse(&["scale", "deploy/api", "--replicas", "0"]).command else {
+            panic!()
+        };
+        assert_eq!((s.replicas, s.current_replicas), (0, -1));
+        assert!(
+            Cli::try_parse_from(["kelp", "scale", "rs", "web"]).is_err(),
+            "scale needs --replicas"
+        );
     }
 
     #[test]
