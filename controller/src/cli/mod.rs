@@ -6,6 +6,8 @@
 //! - [`apply`]: client-side apply (three-way merge patch).
 //! - [`describe`]: `kelp describe`.
 //! - [`logs`]: `kelp logs` and `kelp exec`, answered by the pod's node.
+//! - [`drain`]: `kelp cordon`, `uncordon` and `drain` (node maintenance).
+//! - [`scale`]: `kelp scale` (the replica count of workloads).
 //! - [`get`], [`create`], [`delete`], [`discovery`]: the other commands.
 //!
 //! Every command prints like kubectl: results on stdout, `Warning: ...` and errors on
@@ -17,11 +19,13 @@ pub mod create;
 pub mod delete;
 pub mod describe;
 pub mod discovery;
+pub mod drain;
 pub mod get;
 pub mod logs;
 pub mod node;
 pub mod printer;
 pub mod resource;
+pub mod scale;
 pub mod tabwriter;
 pub mod yaml;
 
@@ -71,6 +75,14 @@ pub enum Command {
     Logs(LogsArgs),
     /// Execute a command in a container (not interactive: prints its output when it ends).
     Exec(ExecArgs),
+    /// Set a new size for a deployment, replica set or stateful set.
+    Scale(ScaleArgs),
+    /// Mark a node as unschedulable.
+    Cordon(CordonArgs),
+    /// Mark a node as schedulable.
+    Uncordon(CordonArgs),
+    /// Cordon a node, then delete its pods and wait until they are gone.
+    Drain(DrainArgs),
     /// Print the resource types the server supports.
     ApiResources(ApiResourcesArgs),
     /// Print the client and server versions.
@@ -279,6 +291,55 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+/// `kelp scale`.
+#[derive(Debug, Clone, Args)]
+pub struct ScaleArgs {
+    /// `TYPE NAME...` or `TYPE/NAME...` (deployments, replicasets, statefulsets).
+    #[arg(value_name = "TYPE NAME", required = true)]
+    pub resources: Vec<String>,
+    /// The new number of replicas.
+    #[arg(long, allow_negative_numbers = true)]
+    pub replicas: i64,
+    /// Precondition: scale only if the current size is this (-1: no precondition).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub current_replicas: i64,
+    /// Precondition: scale only if the object's resourceVersion is this.
+    #[arg(long, value_name = "VERSION")]
+    pub resource_version: Option<String>,
+}
+
+/// `kelp cordon` and `kelp uncordon`.
+#[derive(Debug, Clone, Args)]
+pub struct CordonArgs {
+    /// The node's name.
+    pub node: String,
+}
+
+/// `kelp drain`.
+#[derive(Debug, Clone, Args)]
+pub struct DrainArgs {
+    /// The node's name.
+    pub node: String,
+    /// Skip DaemonSet-managed pods instead of refusing to drain.
+    #[arg(long)]
+    pub ignore_daemonsets: bool,
+    /// Also delete pods no controller manages (they are gone for good).
+    #[arg(long)]
+    pub force: bool,
+    /// Also delete pods with emptyDir volumes (their data is lost).
+    #[arg(long)]
+    pub delete_emptydir_data: bool,
+    /// Seconds each pod gets to terminate; -1 keeps the pod's own.
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub grace_period: i64,
+    /// How long to wait for the pods to go (`90s`, `5m`, `1h30m`); 0 waits forever.
+    #[arg(long, default_value = "0s", value_parser = drain::parse_go_duration)]
+    pub timeout: std::time::Duration,
+    /// Only delete the pods matching this label selector.
+    #[arg(long, value_name = "SELECTOR")]
+    pub pod_selector: Option<String>,
+}
+
 /// `kelp api-resources`.
 #[derive(Debug, Clone, Args)]
 pub struct ApiResourcesArgs {
@@ -377,6 +438,10 @@ pub fn run(global: GlobalArgs, command: Command) -> ExitCode {
         Command::Delete(args) => delete::run(&ctx, &args),
         Command::Logs(args) => logs::run_logs(&ctx, &args),
         Command::Exec(args) => logs::run_exec(&ctx, &args),
+        Command::Scale(args) => scale::run(&ctx, &args),
+        Command::Cordon(args) => drain::run_cordon(&ctx, &args, true),
+        Command::Uncordon(args) => drain::run_cordon(&ctx, &args, false),
+        Command::Drain(args) => drain::run_drain(&ctx, &args),
         Command::ApiResources(args) => discovery::run_api_resources(&ctx, &args),
         Command::Version(args) => discovery::run_version(&ctx, &args),
         Command::Node(NodeCommand::Add(args)) => node::add(&ctx, &args),
@@ -573,6 +638,58 @@ mod tests {
             "apply needs -f"
         );
         assert!(Cli::try_parse_from(["kelp", "get", "po", "-o", "xml"]).is_err());
+    }
+
+    #[test]
+    fn node_maintenance_and_scale_flags() {
+        let c = parse(&["cordon", "pi-1"]);
+        assert!(matches!(c.command, Command::Cordon(a) if a.node == "pi-1"));
+        let c = parse(&[
+            "drain",
+            "pi-1",
+            "--ignore-daemonsets",
+            "--force",
+            "--delete-emptydir-data",
+            "--grace-period=0",
+            "--timeout",
+            "1m30s",
+            "--pod-selector",
+            "app=web",
+        ]);
+        let Command::Drain(d) = c.command else {
+            panic!()
+        };
+        assert!(d.ignore_daemonsets && d.force && d.delete_emptydir_data);
+        assert_eq!(d.grace_period, 0);
+        assert_eq!(d.timeout, std::time::Duration::from_secs(90));
+        assert_eq!(d.pod_selector.as_deref(), Some("app=web"));
+        let Command::Drain(d) = parse(&["drain", "pi-1"]).command else {
+            panic!()
+        };
+        assert_eq!((d.grace_period, d.timeout.is_zero()), (-1, true));
+        assert!(Cli::try_parse_from(["kelp", "drain", "pi-1", "--timeout", "5"]).is_err());
+
+        let c = parse(&[
+            "scale",
+            "rs",
+            "web",
+            "--replicas=3",
+            "--current-replicas",
+            "2",
+        ]);
+        let Command::Scale(s) = c.command else {
+            panic!()
+        };
+        assert_eq!(s.resources, ["rs", "web"]);
+        assert_eq!((s.replicas, s.current_replicas), (3, 2));
+        let Command::Scale(s) = parse(&["scale", "deploy/api", "--replicas", "0"]).command else {
+            panic!()
+        };
+        assert_eq!((s.replicas, s.current_replicas), (0, -1));
+        assert!(
+            Cli::try_parse_from(["kelp", "scale", "rs", "web"]).is_err(),
+            "scale needs --replicas"
+        );
     }
 
     #[test]

@@ -1162,7 +1162,7 @@ pub fn to_yaml(v: &Value) -> String {
 }
 
 /// `spec.replicas`, which Kubernetes defaults to 1.
-fn desired_replicas(obj: &Value) -> i64 {
+pub(crate) fn desired_replicas(obj: &Value) -> i64 {
     at(obj, "spec.replicas").map_or(1, |_| int_at(obj, "spec.replicas"))
 }
 
