@@ -36,6 +36,8 @@ impl Drop for Dir {
 enum Broker {
     /// Mosquitto on the LAN address; the server logs in with `--mqtt-url`.
     Mosquitto,
+    /// Mosquitto whose password and ACL files the server keeps.
+    MosquittoManaged,
     /// The server's embedded broker on the LAN address and a port picked now, so a
     /// restarted server listens on the same one.
     Embedded,
@@ -77,15 +79,29 @@ impl Fleet {
             Dir(PathBuf::from("/var/tmp").join(format!("kelp-fleet-{tag}-{}", std::process::id())));
         let _ = std::fs::remove_dir_all(&base.0);
         std::fs::create_dir_all(&base.0).unwrap();
+        let managed = matches!(broker, Broker::MosquittoManaged);
         let (mosquitto, broker_args) = match broker {
             Broker::Mosquitto => {
                 let m = Mosquitto::start(&lan, &tag.to_string());
                 let args = vec!["--mqtt-url".to_string(), m.controller_url()];
                 (Some(m), args)
             }
+            Broker::MosquittoManaged => {
+                let m = Mosquitto::start_managed(&lan, &tag.to_string());
+                let args = m.managed_args();
+                (Some(m), args)
+            }
             Broker::Embedded => {
                 let addr = format!("{}:{}", lan.gateway(), lan.free_port());
-                (None, vec!["--mqtt-listen".to_string(), addr])
+                // On the LAN address: the fleet's hosts reach it from their namespaces.
+                (
+                    None,
+                    vec![
+                        "--mqtt-listen".to_string(),
+                        addr,
+                        "--insecure-shared-broker".to_string(),
+                    ],
+                )
             }
         };
         let cluster_octet = 1 + std::process::id() % 40;
@@ -117,7 +133,7 @@ impl Fleet {
             fleet
                 .server
                 .ok(&["node", "add", &name, "-o", join.to_str().unwrap()]);
-            if let Some(m) = &fleet.mosquitto {
+            if let (Some(m), false) = (&fleet.mosquitto, managed) {
                 m.add_user(&name, &join_password(&join));
             }
             let host = Host::new(&fleet.lan, tag, i);
@@ -1195,4 +1211,218 @@ fn with_eviction_a_lost_nodes_replicas_move_and_stop_when_it_returns() {
     );
     let after = wait_replicas(&fleet, "web", 2);
     assert!(after.values().all(|n| n == "n2"), "{after:?}");
+}
+
+/// A test's own MQTT session with someone's credentials.
+struct Probe {
+    client: rumqttc::Client,
+    connection: rumqttc::Connection,
+}
+
+impl Probe {
+    /// Connects; `Err` with the broker's answer when the login is refused.
+    fn connect(addr: std::net::SocketAddr, user: &str, password: &str) -> Result<Probe, String> {
+        use rumqttc::{Client, Event, MqttOptions, Packet};
+        let id = format!("probe-{}-{}", user.replace('@', "-"), rand_suffix());
+        let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+        options
+            .set_credentials(user, password)
+            .set_keep_alive(Duration::from_secs(10))
+            .set_max_packet_size(4 << 20, 4 << 20)
+            .set_clean_session(true);
+        let (client, mut connection) = Client::new(options, 64);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            match connection.recv_timeout(Duration::from_secs(1)) {
+                Ok(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
+                    return if ack.code == rumqttc::ConnectReturnCode::Success {
+                        Ok(Probe { client, connection })
+                    } else {
+                        Err(format!("{:?}", ack.code))
+                    };
+                }
+                Ok(Err(e)) => return Err(e.to_string()),
+                _ => {}
+            }
+        }
+        Err("no CONNACK within 10 s".into())
+    }
+
+    /// Subscribes to `filter` and returns what arrives within `wait` (topic, payload).
+    fn receive(&mut self, filter: &str, wait: Duration) -> Vec<(String, Vec<u8>)> {
+        self.receive_flagged(filter, wait)
+            .into_iter()
+            .map(|(t, p, _)| (t, p))
+            .collect()
+    }
+
+    /// [`Probe::receive`], with each message's retain flag.
+    fn receive_flagged(&mut self, filter: &str, wait: Duration) -> Vec<(String, Vec<u8>, bool)> {
+        use rumqttc::{Event, Packet, QoS};
+        self.client.subscribe(filter, QoS::AtLeastOnce).unwrap();
+        let mut out = Vec::new();
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if let Ok(Ok(Event::Incoming(Packet::Publish(p)))) =
+                self.connection.recv_timeout(Duration::from_millis(200))
+            {
+                out.push((p.topic.clone(), p.payload.to_vec(), p.retain));
+            }
+        }
+        out
+    }
+
+    /// Publishes (QoS 1) and lets the session carry it out.
+    fn publish(&mut self, topic: &str, retain: bool, payload: Vec<u8>) {
+        self.client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, retain, payload)
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            let _ = self.connection.recv_timeout(Duration::from_millis(100));
+        }
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish() % 1_000_000
+}
+
+/// The retained messages of `topic` as the controller's login sees them (non-empty only).
+fn retained(broker: &Mosquitto, topic: &str) -> Vec<Vec<u8>> {
+    let mut probe = Probe::connect(broker.addr, MOSQUITTO_CONTROLLER.0, MOSQUITTO_CONTROLLER.1)
+        .expect("the controller's login works");
+    probe
+        .receive_flagged(topic, Duration::from_secs(2))
+        .into_iter()
+        .filter(|(_, p, retain)| *retain && !p.is_empty())
+        .map(|(_, p, _)| p)
+        .collect()
+}
+
+#[test]
+fn mosquitto_acl_from_kelp_isolates_nodes_and_revokes_them() {
+    let fleet = Fleet::start('a', 8, Broker::MosquittoManaged, 2, Some(KEEPALIVE));
+    let broker = fleet.mosquitto.as_ref().unwrap();
+    let topics = Topics::new("kelp/v1").unwrap();
+    let acl = std::fs::read_to_string(broker.dir.join("acl")).unwrap();
+    assert!(
+        acl.contains("user n1\n") && acl.contains("user n2\n"),
+        "{acl}"
+    );
+    let pods = BTreeMap::from([("b1", "n2")]);
+    fleet
+        .server
+        .apply("b1", &pod_yaml("b1", "n2", "sleep 3600", "Always"));
+    fleet.wait_running(&pods, Duration::from_secs(120));
+    let before = fleet.node("n2").processes();
+    let n1_password = join_password(&fleet.node("n1").join);
+    let n2_password = join_password(&fleet.node("n2").join);
+
+    // Node n1's login can neither read n2's desired state nor write n2's topics.
+    let mut n1 = Probe::connect(broker.addr, "n1", &n1_password).expect("n1 logs in");
+    let own = n1.receive(&topics.desired("n1").unwrap(), Duration::from_secs(3));
+    assert!(!own.is_empty(), "n1 reads its own desired state");
+    let stolen = n1.receive(&topics.desired("n2").unwrap(), Duration::from_secs(3));
+    assert!(
+        stolen.is_empty(),
+        "n1 read n2's desired state: {} messages",
+        stolen.len()
+    );
+    let log_mark = fleet.server.log_text().len();
+    for topic in [
+        topics.desired("n2").unwrap(),
+        topics.status("n2").unwrap(),
+        topics.reported("n2").unwrap(),
+    ] {
+        // An empty retained message would delete what is there; garbage would be logged.
+        n1.publish(&topic, true, Vec::new());
+        n1.publish(&topic, false, b"forged by n1".to_vec());
+    }
+    for topic in [topics.desired("n2").unwrap(), topics.status("n2").unwrap()] {
+        assert_eq!(
+            retained(broker, &topic).len(),
+            1,
+            "{topic} kept its retained message"
+        );
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let since = fleet.server.log_text()[log_mark..].to_owned();
+    assert!(
+        !since.contains("nodes/n2/"),
+        "the controller got n1's messages:\n{since}"
+    );
+    assert_eq!(
+        fleet.server.node_ready().get("n2").map(String::as_str),
+        Some("True")
+    );
+    assert_untouched(
+        "n2 after n1's attempts",
+        &before,
+        &fleet.node("n2").processes(),
+    );
+
+    // An observer reads every node's status and nothing else, and writes nothing.
+    let observer_file = fleet.base.0.join("laptop.observer.yaml");
+    fleet.server.ok(&[
+        "observer",
+        "add",
+        "laptop",
+        "-o",
+        observer_file.to_str().unwrap(),
+    ]);
+    let credentials: serde_json::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(&observer_file).unwrap()).unwrap();
+    let user = credentials["username"].as_str().unwrap().to_owned();
+    let password = credentials["password"].as_str().unwrap().to_owned();
+    let mut observer = fleet.wait("the observer's login", Duration::from_secs(20), |_| {
+        Probe::connect(broker.addr, &user, &password).ok()
+    });
+    let births: BTreeSet<String> = observer
+        .receive("kelp/v1/nodes/+/status", Duration::from_secs(3))
+        .into_iter()
+        .filter(|(_, p)| !p.is_empty())
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(
+        births,
+        BTreeSet::from([topics.status("n1").unwrap(), topics.status("n2").unwrap()])
+    );
+    assert!(observer
+        .receive(&topics.desired("n1").unwrap(), Duration::from_secs(2))
+        .is_empty());
+    observer.publish(&topics.status("n1").unwrap(), true, Vec::new());
+    assert_eq!(retained(broker, &topics.status("n1").unwrap()).len(), 1);
+
+    // Revoked: n2's next login is refused, its retained topics are cleared, its pod runs on.
+    fleet.server.ok(&["node", "remove", "n2"]);
+    let refused = fleet.wait("n2's login refused", Duration::from_secs(20), |_| {
+        Probe::connect(broker.addr, "n2", &n2_password).err()
+    });
+    println!("n2 after revocation: {refused}");
+    let acl = std::fs::read_to_string(broker.dir.join("acl")).unwrap();
+    assert!(!acl.contains("user n2\n"), "{acl}");
+    fleet.wait(
+        "n2's retained topics cleared",
+        Duration::from_secs(20),
+        |_| {
+            (retained(broker, &topics.desired("n2").unwrap()).is_empty()
+                && retained(broker, &topics.status("n2").unwrap()).is_empty())
+            .then_some(())
+        },
+    );
+    // The node's own session is cut and it tries again: refused; it keeps its pod running.
+    fleet.node("n2").host.cut();
+    std::thread::sleep(Duration::from_secs(2 * KEEPALIVE + 1));
+    fleet.node("n2").host.restore();
+    std::thread::sleep(Duration::from_secs(2 * KEEPALIVE + 2));
+    assert_untouched("n2 revoked", &before, &fleet.node("n2").processes());
+    assert!(
+        broker.log().contains("not authorised") || broker.log().contains("not authorized"),
+        "Mosquitto refused n2:\n{}",
+        broker.log()
+    );
 }

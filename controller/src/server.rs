@@ -49,6 +49,24 @@ pub struct ServerArgs {
     /// The MQTT topic prefix.
     #[arg(long, default_value = kelp_shared::wire::DEFAULT_PREFIX)]
     pub topic_prefix: String,
+    /// Keep this Mosquitto password file (`$7$` hashes) in line with the nodes and observers
+    /// in the store (with --mosquitto-acl and --mqtt-url); a Mosquitto on this machine whose
+    /// configuration names it is reloaded (SIGHUP) when it changes.
+    #[arg(long, value_name = "FILE", requires_all = ["mosquitto_acl", "mqtt_url"])]
+    pub mosquitto_passwd: Option<PathBuf>,
+    /// Keep this Mosquitto ACL file: each node reads and writes only its own topics, the
+    /// controller all of them, observers read status, reports and metrics.
+    #[arg(long, value_name = "FILE", requires = "mosquitto_passwd")]
+    pub mosquitto_acl: Option<PathBuf>,
+    /// Let the embedded broker listen on an address other machines reach (--mqtt-listen).
+    /// rumqttd enforces no topic ACLs: any node can read every node's topics (signatures
+    /// still stop forged desired state). Use Mosquitto with --mosquitto-acl for a fleet.
+    #[arg(long)]
+    pub insecure_shared_broker: bool,
+    /// Accept Secrets even though the nodes' MQTT link is neither TLS nor loopback (their
+    /// data then crosses the network in clear text).
+    #[arg(long)]
+    pub allow_plaintext_secrets: bool,
     /// The pod network; each node gets a /24 of it.
     #[arg(long, default_value = "10.42.0.0/16")]
     pub cluster_cidr: crate::hub::cidr::ClusterCidr,
@@ -97,6 +115,22 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => Ok(Duration::from_secs(n * 60)),
         _ => Err(format!("invalid duration {s:?}: use ms, s or m")),
     }
+}
+
+/// The broker URL nodes are given, when it is neither TLS (`mqtts://`) nor on a loopback
+/// address: Secret data would cross the network in clear text.
+pub fn plaintext_link(broker_url: &str) -> Option<String> {
+    let rest = broker_url.strip_prefix("mqtt://")?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => host_port.rsplit_once(':').map_or(host_port, |(h, _)| h),
+    };
+    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    // Credentials stay out of messages.
+    let shown = format!("mqtt://{host_port}");
+    (!loopback).then_some(shown)
 }
 
 /// Runs the server until SIGTERM or SIGINT.
@@ -189,6 +223,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     .write(&args.write_config)?;
 
+    if args.mqtt_url.is_none() && !args.mqtt_listen.ip().is_loopback() {
+        if !args.insecure_shared_broker {
+            anyhow::bail!(
+                "--mqtt-listen {}: the embedded broker (rumqttd) enforces no topic ACLs, so on                  an address other machines reach any node could read every node's topics;                  use Mosquitto (--mqtt-url with --mosquitto-passwd/--mosquitto-acl), or accept                  this with --insecure-shared-broker",
+                args.mqtt_listen
+            );
+        }
+        tracing::warn!(
+            listen = %args.mqtt_listen,
+            "--insecure-shared-broker: the embedded broker enforces no topic ACLs; any node can              read every node's topics (signatures still stop forged desired state)"
+        );
+    }
     api::namespaces::ensure_system(&store).await?;
     let topics = kelp_shared::wire::Topics::new(&args.topic_prefix)
         .map_err(|e| anyhow::anyhow!("--topic-prefix: {e}"))?;
@@ -210,6 +256,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             debounce: args.desired_debounce,
             node_grace: args.node_grace,
             topics,
+            mosquitto: args
+                .mosquitto_passwd
+                .clone()
+                .zip(args.mosquitto_acl.clone())
+                .map(|(passwd, acl)| crate::hub::mosquitto::Files { passwd, acl }),
         },
     )
     .await?;
@@ -245,11 +296,19 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         println!("kelp agent running on this machine as node {node}");
         Some(agent)
     };
+    let plaintext_link = plaintext_link(&hub.broker_url).filter(|_| !args.allow_plaintext_secrets);
+    if let Some(link) = &plaintext_link {
+        tracing::warn!(
+            broker = %link,
+            "the nodes' MQTT link is neither TLS nor loopback: Secrets are refused (--allow-plaintext-secrets)"
+        );
+    }
     let state = ApiState::with_node_requests(
         store.clone(),
         token,
         hub.requests.clone(),
         hub.events.clone(),
+        plaintext_link,
     );
     let ns_task = tokio::spawn(api::namespaces::run(state.clone(), args.namespace_resync));
     let controllers = crate::controllers::spawn(
@@ -330,6 +389,23 @@ async fn wait_for_signal() {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn plaintext_links_are_those_off_loopback_without_tls() {
+        use super::plaintext_link;
+        assert_eq!(plaintext_link("mqtt://127.0.0.1:1883"), None);
+        assert_eq!(plaintext_link("mqtt://localhost:1883"), None);
+        assert_eq!(plaintext_link("mqtt://[::1]:1883"), None);
+        assert_eq!(plaintext_link("mqtts://10.0.0.1:8883"), None);
+        assert_eq!(
+            plaintext_link("mqtt://u:p@10.0.0.1:1883").as_deref(),
+            Some("mqtt://10.0.0.1:1883")
+        );
+        assert_eq!(
+            plaintext_link("mqtt://broker.lan:1883").as_deref(),
+            Some("mqtt://broker.lan:1883")
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -279,6 +279,40 @@ impl Mosquitto {
         broker
     }
 
+    /// A Mosquitto whose password and ACL files `kelp server` keeps (`--mosquitto-passwd`,
+    /// `--mosquitto-acl`: [`Mosquitto::managed_args`]). The files start with the controller
+    /// alone, as an operator would install them before the server's first start.
+    pub fn start_managed(lan: &Lan, tag: &str) -> Self {
+        let mut broker = Self::start(lan, tag);
+        broker.stop();
+        fs::write(
+            broker.dir.join("acl"),
+            format!(
+                "user {}\ntopic readwrite kelp/v1/#\n",
+                MOSQUITTO_CONTROLLER.0
+            ),
+        )
+        .unwrap();
+        let conf = broker.dir.join("mosquitto.conf");
+        let mut text = fs::read_to_string(&conf).unwrap();
+        text.push_str(&format!("acl_file {}\n", broker.dir.join("acl").display()));
+        fs::write(&conf, text).unwrap();
+        broker.resume();
+        broker
+    }
+
+    /// `kelp server`'s flags to keep this broker's files.
+    pub fn managed_args(&self) -> Vec<String> {
+        vec![
+            "--mqtt-url".to_string(),
+            self.controller_url(),
+            "--mosquitto-passwd".to_string(),
+            self.dir.join("passwd").display().to_string(),
+            "--mosquitto-acl".to_string(),
+            self.dir.join("acl").display().to_string(),
+        ]
+    }
+
     /// The controller's `--mqtt-url`.
     pub fn controller_url(&self) -> String {
         format!(

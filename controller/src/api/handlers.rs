@@ -368,6 +368,7 @@ pub(crate) async fn create_object(
         meta.self_link = None;
     }
     warnings.extend(admission::admit(&mut obj)?);
+    refuse_plaintext_secret(state, &obj)?;
     if let Object::Pod(p) = &mut obj {
         // Status belongs to the node; a new pod is Pending.
         let qos = qos_class(p).to_string();
@@ -400,6 +401,33 @@ pub(crate) fn must_wait(kind: &str, obj: &Value) -> bool {
             .and_then(Value::as_str)
             .is_some_and(|n| !n.is_empty());
     finalizers || bound_pod || kind == "Namespace"
+}
+
+/// Secret data reaches the nodes in their desired state: not over a link in clear text
+/// across the network (`--allow-plaintext-secrets` lifts this). kelp's own credentials
+/// Secrets never go to nodes and are exempt.
+fn refuse_plaintext_secret(state: &ApiState, obj: &Object) -> Result<()> {
+    let (Some(link), Object::Secret(secret)) = (&state.plaintext_link, obj) else {
+        return Ok(());
+    };
+    if secret
+        .type_
+        .as_deref()
+        .is_some_and(|t| t.starts_with("kelp.dev/"))
+    {
+        return Ok(());
+    }
+    let key = Key::new(
+        "Secret",
+        obj.metadata().namespace.as_deref().unwrap_or(""),
+        obj.metadata().name(),
+    );
+    Err(ApiError::forbidden(
+        &key,
+        &format!(
+            "its data would cross the nodes' MQTT link ({link}) unencrypted: use a TLS broker              (mqtts:// with --mqtt-ca) or a loopback one, or start kelp server with              --allow-plaintext-secrets"
+        ),
+    ))
 }
 
 /// A mirror pod (a node's static pod shown in the API) is read-only here: it changes with
@@ -507,6 +535,7 @@ async fn replace(
             m.resource_version = None;
         }
         warnings.extend(admission::admit(&mut obj)?);
+        refuse_plaintext_secret(state, &obj)?;
         if let (Object::Pod(new_pod), Ok(Object::Pod(old_pod))) =
             (&obj, Object::from_json("Pod", old.clone()))
         {

@@ -43,6 +43,9 @@ pub struct ApiState {
     pub node_requests: Option<Arc<NodeRequests>>,
     /// The events nodes and components report (in memory only).
     pub events: Arc<EventStore>,
+    /// When set, Secrets are refused: their data would reach the nodes over this link,
+    /// which is neither TLS nor loopback (the broker URL nodes are given).
+    pub plaintext_link: Option<String>,
 }
 
 impl ApiState {
@@ -54,6 +57,7 @@ impl ApiState {
             namespace_kick: tokio::sync::Notify::new(),
             node_requests: None,
             events: Arc::default(),
+            plaintext_link: None,
         })
     }
 
@@ -64,6 +68,7 @@ impl ApiState {
         token: String,
         node_requests: Arc<NodeRequests>,
         events: Arc<EventStore>,
+        plaintext_link: Option<String>,
     ) -> Arc<ApiState> {
         Arc::new(ApiState {
             store,
@@ -71,6 +76,7 @@ impl ApiState {
             namespace_kick: tokio::sync::Notify::new(),
             node_requests: Some(node_requests),
             events,
+            plaintext_link,
         })
     }
 }

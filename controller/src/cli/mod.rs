@@ -87,9 +87,12 @@ pub enum Command {
     ApiResources(ApiResourcesArgs),
     /// Print the client and server versions.
     Version(VersionArgs),
-    /// Manage nodes' membership: `kelp node add NAME`.
+    /// Manage nodes' membership: `kelp node add NAME`, `kelp node remove NAME`.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Read-only MQTT users for field engineers: `kelp observer add NAME`.
+    #[command(subcommand)]
+    Observer(ObserverCommand),
 }
 
 /// `kelp node ...`.
@@ -97,6 +100,26 @@ pub enum Command {
 pub enum NodeCommand {
     /// Register a node and write its join file (mode 0600).
     Add(NodeAddArgs),
+    /// Revoke a node: delete its credentials (its next MQTT login is refused) and its Node.
+    /// Its pods keep running on the machine until it is joined again.
+    Remove(NameArgs),
+}
+
+/// `kelp observer ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ObserverCommand {
+    /// Create a read-only MQTT user (every node's status, reports and metrics) and write its
+    /// credentials file (mode 0600).
+    Add(NodeAddArgs),
+    /// Delete an observer's credentials.
+    Remove(NameArgs),
+}
+
+/// A command's one name argument.
+#[derive(Debug, Clone, Args)]
+pub struct NameArgs {
+    /// The name.
+    pub name: String,
 }
 
 /// `kelp node add`.
@@ -445,6 +468,9 @@ pub fn run(global: GlobalArgs, command: Command) -> ExitCode {
         Command::ApiResources(args) => discovery::run_api_resources(&ctx, &args),
         Command::Version(args) => discovery::run_version(&ctx, &args),
         Command::Node(NodeCommand::Add(args)) => node::add(&ctx, &args),
+        Command::Node(NodeCommand::Remove(args)) => node::remove(&ctx, &args.name),
+        Command::Observer(ObserverCommand::Add(args)) => node::add_observer(&ctx, &args),
+        Command::Observer(ObserverCommand::Remove(args)) => node::remove_observer(&ctx, &args.name),
     }
 }
 

@@ -75,6 +75,18 @@ pub fn authorize(
     if user == CONTROLLER_USER {
         return eq(password, controller_password);
     }
+    if let Some(observer) = user.strip_prefix("observer@") {
+        // An observer (rumqttd cannot hold it to reading: see `--insecure-shared-broker`).
+        let secret = store.get(&Key::new(
+            "Secret",
+            CREDENTIALS_NAMESPACE,
+            &super::mosquitto::observer_secret(observer),
+        ));
+        return secret.is_some_and(|s| {
+            s.object["type"] == super::mosquitto::OBSERVER_TYPE
+                && stored_password(&s.object).is_some_and(|p| eq(&p, password))
+        });
+    }
     // A node's client id is its name, or its name and a suffix (`NODE.BOOTID`: one per agent
     // run, so a second agent with the name does not take the first one's session over).
     let own_id = client_id == user
@@ -94,13 +106,16 @@ pub fn authorize(
     )) else {
         return false;
     };
-    let Some(stored) = secret.object["data"]["password"].as_str() else {
-        return false;
-    };
-    match base64::engine::general_purpose::STANDARD.decode(stored) {
-        Ok(bytes) => eq(&String::from_utf8_lossy(&bytes), password),
-        Err(_) => false,
-    }
+    stored_password(&secret.object).is_some_and(|p| eq(&p, password))
+}
+
+/// The clear-text password of a credentials Secret.
+fn stored_password(secret: &serde_json::Value) -> Option<String> {
+    let stored = secret["data"]["password"].as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(stored)
+        .ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Starts the broker on `listen` (port 0: a free port is picked) in threads of its own;

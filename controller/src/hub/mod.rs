@@ -23,6 +23,7 @@ pub mod broker;
 pub mod cidr;
 pub mod identity;
 pub mod link;
+pub mod mosquitto;
 pub mod project;
 pub mod requests;
 pub mod status;
@@ -126,6 +127,8 @@ pub struct HubOptions {
     pub node_grace: Duration,
     /// The topics.
     pub topics: Topics,
+    /// Mosquitto's password and ACL files to keep (external broker only).
+    pub mosquitto: Option<mosquitto::Files>,
 }
 
 /// What [`start`] set up.
@@ -448,7 +451,8 @@ impl Hub {
                 }
             }
         }
-        // Nodes that are gone: clear their retained desired state.
+        // Nodes that are gone (removed): clear their retained topics, so that nothing of
+        // them lingers on the broker for the next one of that name or an observer.
         let gone: Vec<String> = self
             .published
             .keys()
@@ -456,11 +460,19 @@ impl Hub {
             .cloned()
             .collect();
         for node in gone {
-            if let Ok(topic) = self.topics.desired(&node) {
-                if !publisher.publish_retained(&topic, Vec::new()) {
-                    retry = true;
-                    continue;
-                }
+            let topics = [
+                self.topics.desired(&node),
+                self.topics.status(&node),
+                self.topics.reported(&node),
+                self.topics.static_pods(&node),
+            ];
+            if topics
+                .into_iter()
+                .flatten()
+                .any(|topic| !publisher.publish_retained(&topic, Vec::new()))
+            {
+                retry = true;
+                continue;
             }
             self.published.remove(&node);
             self.births.remove(&node);
@@ -908,6 +920,7 @@ async fn write_cluster_info(
     broker_url: &str,
     topics: &Topics,
     broker_ca: Option<&str>,
+    broker: &str,
 ) -> Result<(), HubError> {
     let key = Key::new("ConfigMap", CLUSTER_INFO_NAMESPACE, CLUSTER_INFO);
     let mut data = json!({
@@ -915,6 +928,7 @@ async fn write_cluster_info(
         "controllerPublicKey": identity.key.public_key().to_string(),
         "brokerUrl": broker_url,
         "topicPrefix": topics.prefix(),
+        "broker": broker,
     });
     if let Some(pem) = broker_ca {
         data["brokerCaPem"] = json!(pem);
@@ -946,6 +960,13 @@ async fn write_cluster_info(
         }
     }
 }
+
+/// `broker` in the cluster info: the server's embedded broker.
+pub const BROKER_EMBEDDED: &str = "embedded";
+/// `broker` in the cluster info: Mosquitto, whose password and ACL files the server keeps.
+pub const BROKER_MOSQUITTO_MANAGED: &str = "mosquitto-managed";
+/// `broker` in the cluster info: an external broker whose users are set up by hand.
+pub const BROKER_EXTERNAL: &str = "external";
 
 /// Starts the hub: identity, the embedded broker (unless `--mqtt-url`), the cluster info,
 /// the MQTT link and the hub task.
@@ -998,14 +1019,55 @@ pub async fn start(
         )?)),
         _ => None,
     };
+    // What `kelp node add` needs to know about the broker's own user list.
+    let broker_kind = match (&embedded, &options.mosquitto) {
+        (Some(_), _) => BROKER_EMBEDDED,
+        (None, Some(_)) => BROKER_MOSQUITTO_MANAGED,
+        (None, None) => BROKER_EXTERNAL,
+    };
     write_cluster_info(
         &store,
         &identity,
         &broker_url,
         &options.topics,
         options.mqtt_ca.as_deref(),
+        broker_kind,
     )
     .await?;
+    if let Some(files) = options.mosquitto.clone() {
+        if embedded.is_some() {
+            return Err(HubError::MqttUrl {
+                reason: "--mosquitto-passwd/--mosquitto-acl keep an external Mosquitto's files: give its --mqtt-url".into(),
+            });
+        }
+        // Written once before connecting (the controller's own login may be in it), then
+        // kept in line with the store.
+        let (s, t, f, user, password) = (
+            store.clone(),
+            options.topics.clone(),
+            files.clone(),
+            target.username.clone(),
+            target.password.clone(),
+        );
+        tokio::task::spawn_blocking(move || mosquitto::sync(&s, &t, &f, (&user, &password)))
+            .await
+            .map_err(|e| HubError::MqttUrl {
+                reason: format!("writing Mosquitto's files: {e}"),
+            })?
+            .map_err(|e| HubError::MqttUrl {
+                reason: format!(
+                    "writing Mosquitto's files {} and {}: {e}",
+                    files.passwd.display(),
+                    files.acl.display()
+                ),
+            })?;
+        tokio::spawn(mosquitto::run(
+            store.clone(),
+            options.topics.clone(),
+            files,
+            (target.username.clone(), target.password.clone()),
+        ));
+    }
     let subscriptions = vec![
         (options.topics.all_status(), QoS::AtLeastOnce),
         (options.topics.all_reported(), QoS::AtLeastOnce),
