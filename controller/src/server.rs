@@ -226,13 +226,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     if args.mqtt_url.is_none() && !args.mqtt_listen.ip().is_loopback() {
         if !args.insecure_shared_broker {
             anyhow::bail!(
-                "--mqtt-listen {}: the embedded broker (rumqttd) enforces no topic ACLs, so on                  an address other machines reach any node could read every node's topics;                  use Mosquitto (--mqtt-url with --mosquitto-passwd/--mosquitto-acl), or accept                  this with --insecure-shared-broker",
+ "--mqtt-listen {}: the embedded broker (rumqttd) enforces no topic ACLs, so on an address other machines reach any node could read every node's topics; use Mosquitto (--mqtt-url with --mosquitto-passwd/--mosquitto-acl), or accept this with --insecure-shared-broker",
                 args.mqtt_listen
             );
         }
         tracing::warn!(
             listen = %args.mqtt_listen,
-            "--insecure-shared-broker: the embedded broker enforces no topic ACLs; any node can              read every node's topics (signatures still stop forged desired state)"
+            "--insecure-shared-broker: the embedded broker enforces no topic ACLs; any node can read every node's topics (signatures still stop forged desired state)"
         );
     }
     api::namespaces::ensure_system(&store).await?;

@@ -425,7 +425,7 @@ fn refuse_plaintext_secret(state: &ApiState, obj: &Object) -> Result<()> {
     Err(ApiError::forbidden(
         &key,
         &format!(
-            "its data would cross the nodes' MQTT link ({link}) unencrypted: use a TLS broker              (mqtts:// with --mqtt-ca) or a loopback one, or start kelp server with              --allow-plaintext-secrets"
+            "its data would cross the nodes' MQTT link ({link}) unencrypted: use a TLS broker (mqtts:// with --mqtt-ca) or a loopback one, or start kelp server with --allow-plaintext-secrets"
         ),
     ))
 }
