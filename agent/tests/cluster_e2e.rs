@@ -981,3 +981,52 @@ spec:
     assert_eq!(page, "hello-from-db\n", "the blog reads the database");
     server.ok(&["delete", "pod", "myblog", "-n", "luffy"]);
 }
+
+#[test]
+fn embedded_broker_serves_nodes_over_tls() {
+    let mut node = Node::new("etls");
+    let server = Server::start_with(
+        &node.base,
+        "10.42.0.0/16",
+        &[
+            "--mqtt-listen",
+            "127.0.0.1:0",
+            "--mqtt-tls-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let join = node.base.join("join.yaml");
+    server.ok(&["node", "add", "e2e", "-o", join.to_str().unwrap()]);
+    let join_file =
+        kelp_shared::join::JoinFile::parse(&std::fs::read_to_string(&join).unwrap()).unwrap();
+    assert!(
+        join_file.broker_url.starts_with("mqtts://127.0.0.1:"),
+        "{}",
+        join_file.broker_url
+    );
+    let config: serde_json::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(&server.config).unwrap()).unwrap();
+    assert_eq!(
+        join_file.ca_pem.as_deref().map(str::trim),
+        config["certificateAuthority"].as_str().map(str::trim),
+        "the join file carries the cluster CA that signed the broker's certificate"
+    );
+    node.extra_args = vec!["--join-file".into(), join.display().to_string()];
+    node.start_agent();
+    wait_node_ready(&node, &server);
+    // Over TLS, Secrets may go to nodes.
+    server.apply(
+        &node.base,
+        "token",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\nstringData:\n  t: x\n",
+    );
+    server.apply(&node.base, "web", &sleeping_web_pod());
+    node.wait_for("web Running over TLS", Duration::from_secs(90), |_| {
+        let out = server.kelp(&["get", "pods"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.starts_with("web ") && l.contains("Running"))
+            .then_some(())
+    });
+    server.ok(&["delete", "pod", "web"]);
+}

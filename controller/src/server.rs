@@ -58,6 +58,11 @@ pub struct ServerArgs {
     /// controller all of them, observers read status, reports and metrics.
     #[arg(long, value_name = "FILE", requires = "mosquitto_passwd")]
     pub mosquitto_acl: Option<PathBuf>,
+    /// Also serve the embedded broker over TLS here (e.g. 0.0.0.0:8883), with the API's
+    /// certificate (add the address nodes use with --tls-san); join files then give nodes
+    /// `mqtts://` and the cluster CA. Off loopback it needs --insecure-shared-broker too.
+    #[arg(long, value_name = "ADDR")]
+    pub mqtt_tls_listen: Option<SocketAddr>,
     /// Let the embedded broker listen on an address other machines reach (--mqtt-listen).
     /// rumqttd enforces no topic ACLs: any node can read every node's topics (signatures
     /// still stop forged desired state). Use Mosquitto with --mosquitto-acl for a fleet.
@@ -223,15 +228,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     .write(&args.write_config)?;
 
-    if args.mqtt_url.is_none() && !args.mqtt_listen.ip().is_loopback() {
+    let shared = [
+        Some(("--mqtt-listen", args.mqtt_listen)),
+        args.mqtt_tls_listen.map(|a| ("--mqtt-tls-listen", a)),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|(_, addr)| !addr.ip().is_loopback());
+    if let (None, Some((flag, addr))) = (&args.mqtt_url, shared) {
         if !args.insecure_shared_broker {
             anyhow::bail!(
- "--mqtt-listen {}: the embedded broker (rumqttd) enforces no topic ACLs, so on an address other machines reach any node could read every node's topics; use Mosquitto (--mqtt-url with --mosquitto-passwd/--mosquitto-acl), or accept this with --insecure-shared-broker",
-                args.mqtt_listen
+                "{flag} {addr}: the embedded broker (rumqttd) enforces no topic ACLs, so on an address other machines reach any node could read every node's topics; use Mosquitto (--mqtt-url with --mosquitto-passwd/--mosquitto-acl), or accept this with --insecure-shared-broker"
             );
         }
         tracing::warn!(
-            listen = %args.mqtt_listen,
+            listen = %addr,
             "--insecure-shared-broker: the embedded broker enforces no topic ACLs; any node can read every node's topics (signatures still stop forged desired state)"
         );
     }
@@ -256,6 +267,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             debounce: args.desired_debounce,
             node_grace: args.node_grace,
             topics,
+            mqtt_tls: args
+                .mqtt_tls_listen
+                .map(|addr| (addr, tls.server_config.clone(), tls.ca_pem.clone())),
             mosquitto: args
                 .mosquitto_passwd
                 .clone()

@@ -192,3 +192,61 @@ pub fn start(
     }
     Ok(addr)
 }
+
+/// Serves MQTT over TLS on `listen` in front of the embedded broker at `broker` (plain, on
+/// loopback): each connection's TLS is ended here, with the API's serving certificate (signed
+/// by the cluster CA that join files carry), and its bytes relayed to the broker. Logins are
+/// checked by the broker as on its plain listener. Returns the address it listens on.
+pub async fn start_tls_front(
+    listen: SocketAddr,
+    broker: SocketAddr,
+    config: Arc<rustls::ServerConfig>,
+) -> Result<SocketAddr, HubError> {
+    let bind_error = |source: std::io::Error| HubError::Listen {
+        addr: listen,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::warn!(error = %err, "MQTT TLS listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let handshake =
+                    tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
+                let mut tls = match handshake {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(err)) => {
+                        tracing::warn!(%peer, error = %err, "MQTT TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(%peer, "MQTT TLS handshake timed out");
+                        return;
+                    }
+                };
+                let mut plain = match tokio::net::TcpStream::connect(broker).await {
+                    Ok(stream) => stream,
+                    Err(err) => {
+                        tracing::warn!(%peer, error = %err, "cannot reach the embedded broker");
+                        return;
+                    }
+                };
+                let _ = plain.set_nodelay(true);
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    Ok(addr)
+}

@@ -129,6 +129,9 @@ pub struct HubOptions {
     pub topics: Topics,
     /// Mosquitto's password and ACL files to keep (external broker only).
     pub mosquitto: Option<mosquitto::Files>,
+    /// A TLS listener in front of the embedded broker: its address, the server's TLS
+    /// configuration and the CA (PEM) that signed its certificate (join files carry it).
+    pub mqtt_tls: Option<(SocketAddr, Arc<rustls::ServerConfig>, String)>,
 }
 
 /// What [`start`] set up.
@@ -1004,12 +1007,24 @@ pub async fn start(
                 password: identity.mqtt_password.clone(),
                 tls: false,
             };
-            let advertised = options
-                .advertise_url
-                .clone()
-                .unwrap_or_else(|| format!("mqtt://{addr}"));
+            let mut advertised = format!("mqtt://{addr}");
+            if let Some((listen, config, _)) = &options.mqtt_tls {
+                let plain = if addr.ip().is_unspecified() {
+                    SocketAddr::from(([127, 0, 0, 1], addr.port()))
+                } else {
+                    addr
+                };
+                let front = broker::start_tls_front(*listen, plain, config.clone()).await?;
+                println!("kelp mqtt broker listening on mqtts://{front}");
+                advertised = format!("mqtts://{front}");
+            }
+            let advertised = options.advertise_url.clone().unwrap_or(advertised);
             (target, Some(addr), advertised)
         }
+    };
+    let broker_ca = match (&embedded, &options.mqtt_tls) {
+        (Some(_), Some((_, _, ca))) => Some(ca.clone()),
+        _ => options.mqtt_ca.clone(),
     };
     let tls = match (&options.mqtt_ca, target.tls) {
         (Some(pem), true) => Some(Arc::new(kelp_shared::tls::client_config(pem).map_err(
@@ -1030,7 +1045,7 @@ pub async fn start(
         &identity,
         &broker_url,
         &options.topics,
-        options.mqtt_ca.as_deref(),
+        broker_ca.as_deref(),
         broker_kind,
     )
     .await?;
