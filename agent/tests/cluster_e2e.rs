@@ -529,11 +529,34 @@ fn static_pods_show_in_the_api_as_read_only_mirror_pods() {
 struct TlsBroker {
     dir: PathBuf,
     port: u16,
+    /// With [`TlsBroker::start_for_certificates`]: the plain listener the controller uses.
+    plain_port: u16,
     child: Child,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl TlsBroker {
     fn start(dir: &Path) -> Self {
+        Self::start_with(dir, false)
+    }
+
+    /// Mosquitto whose TLS listener requires a client certificate and takes its common
+    /// name as the user (`use_identity_as_username`), with a plain listener for the
+    /// controller's password login; its password and ACL files are `kelp server`'s to keep
+    /// (they start with the controller alone). `e2e.pem`/`e2e.key` are a client certificate
+    /// for node e2e from the same CA.
+    fn start_for_certificates(dir: &Path) -> Self {
+        Self::start_with(dir, true)
+    }
+
+    fn start_with(dir: &Path, client_certs: bool) -> Self {
         let dir = dir.join("mosquitto");
         std::fs::create_dir_all(&dir).unwrap();
         let run = |args: &[&str]| {
@@ -608,6 +631,32 @@ impl TlsBroker {
             std::fs::Permissions::from_mode(0o644),
         )
         .unwrap();
+        if client_certs {
+            run(&[
+                &["req"][..],
+                &ec,
+                &["-keyout", "e2e.key", "-out", "e2e.csr", "-subj", "/CN=e2e"],
+            ]
+            .concat());
+            std::fs::write(dir.join("client-ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                "e2e.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "e2e.pem",
+                "-days",
+                "1",
+                "-extfile",
+                "client-ext",
+            ]);
+        }
         let out = Command::new("mosquitto_passwd")
             .args(["-c", "-b"])
             .arg(dir.join("passwd"))
@@ -615,19 +664,21 @@ impl TlsBroker {
             .output()
             .expect("mosquitto_passwd is missing: apt-get install mosquitto");
         assert!(out.status.success(), "mosquitto_passwd: {out:?}");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
+        let plain_port = free_port();
         let d = dir.display();
-        std::fs::write(
-            dir.join("mosquitto.conf"),
+        let tls = format!(
+            "listener {port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n"
+        );
+        let config = if client_certs {
+            std::fs::write(dir.join("acl"), "user kelp\ntopic readwrite kelp/v1/#\n").unwrap();
             format!(
-                "listener {port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\nallow_anonymous false\npassword_file {d}/passwd\npersistence false\n"
-            ),
-        )
-        .unwrap();
+                "per_listener_settings false\nallow_anonymous false\npassword_file {d}/passwd\nacl_file {d}/acl\npersistence false\nlistener {plain_port} 127.0.0.1\n{tls}require_certificate true\nuse_identity_as_username true\n"
+            )
+        } else {
+            format!("{tls}allow_anonymous false\npassword_file {d}/passwd\npersistence false\n")
+        };
+        std::fs::write(dir.join("mosquitto.conf"), config).unwrap();
         let child = Command::new("mosquitto")
             .arg("-c")
             .arg(dir.join("mosquitto.conf"))
@@ -635,7 +686,12 @@ impl TlsBroker {
             .stderr(Stdio::null())
             .spawn()
             .expect("start mosquitto");
-        let broker = Self { dir, port, child };
+        let broker = Self {
+            dir,
+            port,
+            plain_port,
+            child,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -1028,5 +1084,74 @@ fn embedded_broker_serves_nodes_over_tls() {
             .any(|l| l.starts_with("web ") && l.contains("Running"))
             .then_some(())
     });
+    server.ok(&["delete", "pod", "web"]);
+}
+
+#[test]
+fn a_node_logs_in_to_mosquitto_with_a_client_certificate() {
+    let mut node = Node::new("cert");
+    let broker = TlsBroker::start_for_certificates(&node.base);
+    let d = &broker.dir;
+    let url = format!(
+        "mqtt://kelp:controller-secret@127.0.0.1:{}",
+        broker.plain_port
+    );
+    let server = Server::start_with(
+        &node.base,
+        "10.42.0.0/16",
+        &[
+            "--mqtt-url",
+            &url,
+            "--mosquitto-passwd",
+            d.join("passwd").to_str().unwrap(),
+            "--mosquitto-acl",
+            d.join("acl").to_str().unwrap(),
+        ],
+    );
+    let join = node.base.join("join.yaml");
+    let tls_url = format!("mqtts://127.0.0.1:{}", broker.port);
+    server.ok(&[
+        "node",
+        "add",
+        "e2e",
+        "-o",
+        join.to_str().unwrap(),
+        "--broker-url",
+        &tls_url,
+        "--broker-ca",
+        d.join("ca.pem").to_str().unwrap(),
+        "--client-cert",
+        d.join("e2e.pem").to_str().unwrap(),
+        "--client-key",
+        d.join("e2e.key").to_str().unwrap(),
+    ]);
+    let join_file =
+        kelp_shared::join::JoinFile::parse(&std::fs::read_to_string(&join).unwrap()).unwrap();
+    assert!(join_file.password.is_empty() && join_file.client_identity.is_some());
+    node.wait_for("kelp's ACL for e2e", Duration::from_secs(10), |_| {
+        let acl = std::fs::read_to_string(d.join("acl")).unwrap_or_default();
+        acl.contains("user e2e\ntopic read kelp/v1/nodes/e2e/desired\n")
+            .then_some(())
+    });
+    let passwd = std::fs::read_to_string(d.join("passwd")).unwrap();
+    assert!(
+        !passwd.contains("e2e:"),
+        "no password for a certificate user: {passwd}"
+    );
+    node.extra_args = vec!["--join-file".into(), join.display().to_string()];
+    node.start_agent();
+    wait_node_ready(&node, &server);
+    server.apply(&node.base, "web", &sleeping_web_pod());
+    node.wait_for(
+        "web Running with a certificate login",
+        Duration::from_secs(90),
+        |_| {
+            let out = server.kelp(&["get", "pods"]);
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.starts_with("web ") && l.contains("Running"))
+                .then_some(())
+        },
+    );
     server.ok(&["delete", "pod", "web"]);
 }

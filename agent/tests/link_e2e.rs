@@ -172,6 +172,7 @@ impl Controller {
             controller_public_key: self.key.public_key(),
             node_name: NODE.into(),
             topic_prefix: "kelp/v1".into(),
+            client_identity: None,
         };
         let path = dir.join("join.yaml");
         fs::write(&path, join.to_yaml()).unwrap();

@@ -105,6 +105,7 @@ pub async fn start(
             .map_err(|e| anyhow::anyhow!("cluster info: {e}"))?,
         node_name: options.node.clone(),
         topic_prefix: field("topicPrefix")?,
+        client_identity: None,
     };
     join.check().map_err(|e| anyhow::anyhow!("{e}"))?;
     let dir = data_dir.join("agent");

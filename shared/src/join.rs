@@ -43,6 +43,29 @@ pub struct JoinFile {
     pub node_name: String,
     /// The MQTT topic prefix (`kelp/v1`).
     pub topic_prefix: String,
+    /// A client certificate the node logs in with instead of a password (Mosquitto's
+    /// `use_identity_as_username`: its common name is the node's name); needs `mqtts://`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_identity: Option<ClientIdentity>,
+}
+
+/// A client certificate and its private key, both PEM.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientIdentity {
+    /// The certificate (chain), PEM.
+    pub cert_pem: String,
+    /// Its private key, PEM.
+    pub key_pem: String,
+}
+
+impl fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientIdentity")
+            .field("cert_pem", &"<pem>")
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
 }
 
 impl fmt::Debug for JoinFile {
@@ -56,6 +79,7 @@ impl fmt::Debug for JoinFile {
             .field("controller_public_key", &self.controller_public_key)
             .field("node_name", &self.node_name)
             .field("topic_prefix", &self.topic_prefix)
+            .field("client_identity", &self.client_identity)
             .finish()
     }
 }
@@ -95,6 +119,7 @@ struct Raw {
     controller_public_key: Option<String>,
     node_name: Option<String>,
     topic_prefix: Option<String>,
+    client_identity: Option<ClientIdentity>,
 }
 
 fn required(field: &'static str, value: Option<String>) -> Result<String, JoinError> {
@@ -119,7 +144,11 @@ impl JoinFile {
         let file = JoinFile {
             broker_url: required("brokerUrl", raw.broker_url)?,
             username: required("username", raw.username)?,
-            password: required("password", raw.password)?,
+            // A node with a client certificate has no password.
+            password: match &raw.client_identity {
+                Some(_) => raw.password.unwrap_or_default(),
+                None => required("password", raw.password)?,
+            },
             ca_pem: raw.ca_pem.filter(|pem| !pem.trim().is_empty()),
             cluster_id: required("clusterId", raw.cluster_id)?
                 .parse()
@@ -132,6 +161,7 @@ impl JoinFile {
                 .topic_prefix
                 .filter(|p| !p.trim().is_empty())
                 .unwrap_or_else(|| DEFAULT_PREFIX.to_owned()),
+            client_identity: raw.client_identity,
         };
         file.check()?;
         Ok(file)
@@ -161,6 +191,22 @@ impl JoinFile {
             if !pem.contains("-----BEGIN CERTIFICATE-----") {
                 return Err(invalid("caPem", "not a PEM certificate"));
             }
+        }
+        if let Some(identity) = &self.client_identity {
+            if scheme != "mqtts" {
+                return Err(invalid(
+                    "clientIdentity",
+                    "a client certificate needs a TLS broker (mqtts://)",
+                ));
+            }
+            if !identity.cert_pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(invalid("clientIdentity.certPem", "not a PEM certificate"));
+            }
+            if !identity.key_pem.contains("PRIVATE KEY-----") {
+                return Err(invalid("clientIdentity.keyPem", "not a PEM private key"));
+            }
+        } else if self.password.is_empty() {
+            return Err(JoinError::Missing { field: "password" });
         }
         check_node_name(&self.node_name).map_err(|e| invalid("nodeName", e))?;
         Topics::new(&self.topic_prefix).map_err(|e| invalid("topicPrefix", e))?;
@@ -218,7 +264,36 @@ mod tests {
             controller_public_key: PublicKey([7; 32]),
             node_name: "pi-1".into(),
             topic_prefix: DEFAULT_PREFIX.into(),
+            client_identity: None,
         }
+    }
+
+    #[test]
+    fn a_client_certificate_replaces_the_password_and_needs_tls() {
+        let mut file = sample();
+        file.password = String::new();
+        file.client_identity = Some(ClientIdentity {
+            cert_pem: "-----BEGIN CERTIFICATE-----\nAA\n-----END CERTIFICATE-----\n".into(),
+            key_pem: "-----BEGIN PRIVATE KEY-----\nAA\n-----END PRIVATE KEY-----\n".into(),
+        });
+        let err = JoinFile::parse(&file.to_yaml()).unwrap_err();
+        assert!(err.to_string().contains("needs a TLS broker"), "{err}");
+        file.broker_url = "mqtts://10.0.0.1:8883".into();
+        file.ca_pem = file.client_identity.as_ref().map(|i| i.cert_pem.clone());
+        let text = file.to_yaml();
+        assert!(text.contains("clientIdentity:"), "{text}");
+        assert_eq!(JoinFile::parse(&text).unwrap(), file);
+        assert!(
+            !format!("{file:?}").contains("PRIVATE"),
+            "the key is redacted"
+        );
+        // Without one, the password is required.
+        let mut plain = sample();
+        plain.password = String::new();
+        assert_eq!(
+            JoinFile::parse(&plain.to_yaml()).unwrap_err(),
+            JoinError::Missing { field: "password" }
+        );
     }
 
     #[test]

@@ -9,6 +9,14 @@ use rustls::pki_types::CertificateDer;
 /// A rustls client configuration trusting the PEM certificates in `ca_pem`; the error says
 /// what is wrong with them.
 pub fn client_config(ca_pem: &str) -> Result<rustls::ClientConfig, String> {
+    client_config_with_identity(ca_pem, None)
+}
+
+/// [`client_config`], presenting the client certificate `(cert_pem, key_pem)` when given.
+pub fn client_config_with_identity(
+    ca_pem: &str,
+    identity: Option<(&str, &str)>,
+) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         let cert = cert.map_err(|e| format!("not a PEM certificate: {e}"))?;
@@ -20,10 +28,24 @@ pub fn client_config(ca_pem: &str) -> Result<rustls::ClientConfig, String> {
         return Err("holds no PEM certificate".into());
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    let Some((cert_pem, key_pem)) = identity else {
+        return Ok(builder.with_no_client_auth());
+    };
+    let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("client certificate: not PEM: {e}"))?;
+    if chain.is_empty() {
+        return Err("client certificate: holds no PEM certificate".into());
+    }
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| format!("client key: not a PEM private key: {e}"))?;
+    builder
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| format!("client certificate and key: {e}"))
 }
 
 #[cfg(test)]

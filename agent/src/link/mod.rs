@@ -72,10 +72,16 @@ impl LinkConfig {
                 "brokerUrl {:?} is TLS (mqtts://): the join file needs caPem, the CA certificate of the broker",
                 join.broker_url
             ),
-            (true, Some(pem)) => Some(std::sync::Arc::new(
-                kelp_shared::tls::client_config(pem)
-                    .map_err(|e| anyhow::anyhow!("caPem: {e}"))?,
-            )),
+            (true, Some(pem)) => {
+                let identity = join
+                    .client_identity
+                    .as_ref()
+                    .map(|i| (i.cert_pem.as_str(), i.key_pem.as_str()));
+                Some(std::sync::Arc::new(
+                    kelp_shared::tls::client_config_with_identity(pem, identity)
+                        .map_err(|e| anyhow::anyhow!("caPem/clientIdentity: {e}"))?,
+                ))
+            }
         };
         Ok(Self {
             host,

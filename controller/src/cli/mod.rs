@@ -134,6 +134,16 @@ pub struct NodeAddArgs {
     /// The broker URL the node should use, overriding the server's.
     #[arg(long, value_name = "URL")]
     pub broker_url: Option<String>,
+    /// The CA certificate (PEM file) of the broker at --broker-url, for `mqtts://`.
+    #[arg(long, value_name = "FILE")]
+    pub broker_ca: Option<PathBuf>,
+    /// Log the node in with this client certificate (PEM; its common name must be the node's
+    /// name) instead of a password: for Mosquitto with `use_identity_as_username`.
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
 }
 
 /// `kelp apply`.

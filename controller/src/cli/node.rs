@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use kelp_shared::join::JoinFile;
+use kelp_shared::join::{ClientIdentity, JoinFile};
 use kelp_shared::wire::check_node_name;
 use serde_json::{json, Value};
 
@@ -62,6 +62,12 @@ fn manual_lines(info: &Value, user: &str, password: &str, role: &Role) -> Option
         return None;
     }
     let topics = Topics::new(info["data"]["topicPrefix"].as_str().unwrap_or("kelp/v1")).ok()?;
+    if password.is_empty() {
+        return Some(format!(
+            "The broker's users are not kept by this server: the node logs in with its certificate (common name {user:?}); add these lines to Mosquitto's ACL file, then reload it (SIGHUP):\n\n{}",
+            acl_lines(&topics, user, role)
+        ));
+    }
     let hash = password_hash(password, &rand::random());
     Some(format!(
         "The broker's users are not kept by this server: add this line to Mosquitto's password file\n\n{user}:{hash}\n\nand these to its ACL file, then reload it (SIGHUP):\n\n{}",
@@ -101,10 +107,31 @@ fn add_inner(ctx: &Context, args: &NodeAddArgs) -> Result<(PathBuf, Option<Strin
             .map_err(|e| ApiError::Other(format!("cluster info: {e}")))?,
         node_name: name.to_owned(),
         topic_prefix: info_field(&info, "topicPrefix")?.to_owned(),
+        client_identity: None,
     };
     if let Some(url) = &args.broker_url {
         join.broker_url = url.clone();
     }
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path)
+            .map_err(|e| ApiError::Other(format!("{}: {e}", path.display())))
+    };
+    if let Some(ca) = &args.broker_ca {
+        join.ca_pem = Some(read(ca)?);
+    }
+    if let (Some(cert), Some(key)) = (&args.client_cert, &args.client_key) {
+        if info["data"]["broker"].as_str() == Some(crate::hub::BROKER_EMBEDDED) {
+            return Err(ApiError::Other(
+                "--client-cert: the embedded broker logs nodes in by password; client certificates need Mosquitto with use_identity_as_username".into(),
+            ));
+        }
+        join.client_identity = Some(ClientIdentity {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+        });
+        join.password = String::new();
+    }
+    let password = join.password.clone();
     join.check().map_err(|e| ApiError::Other(e.to_string()))?;
 
     // The Node first: creating it is what claims the name.

@@ -115,7 +115,8 @@ fn stored_password(secret: &serde_json::Value) -> Option<String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(stored)
         .ok()?;
-    Some(String::from_utf8_lossy(&bytes).into_owned())
+    // Empty: a node that logs in with a client certificate, never by password.
+    (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Starts the broker on `listen` (port 0: a free port is picked) in threads of its own;

@@ -194,11 +194,14 @@ pub fn render(topics: &Topics, users: &[User], old_passwords: &str) -> (String, 
     let mut passwd = String::new();
     let mut acl = String::from(header);
     for user in users {
-        let hash = match old.get(user.name.as_str()) {
-            Some(hash) if hash_matches(hash, &user.password) => (*hash).to_owned(),
-            _ => password_hash(&user.password, &rand::random()),
-        };
-        passwd.push_str(&format!("{}:{hash}\n", user.name));
+        // No password: the user logs in with a client certificate (its ACL block stays).
+        if !user.password.is_empty() {
+            let hash = match old.get(user.name.as_str()) {
+                Some(hash) if hash_matches(hash, &user.password) => (*hash).to_owned(),
+                _ => password_hash(&user.password, &rand::random()),
+            };
+            passwd.push_str(&format!("{}:{hash}\n", user.name));
+        }
         acl.push_str(&format!("\n{}", acl_lines(topics, &user.name, &user.role)));
     }
     (passwd, acl)
@@ -443,5 +446,10 @@ mod tests {
         let (third, _) = render(&topics, &changed, &first);
         assert_eq!(first.lines().next(), third.lines().next());
         assert_ne!(first.lines().nth(1), third.lines().nth(1));
+        // A certificate user: no password line, its ACL block all the same.
+        changed[1].password = String::new();
+        let (fourth, acl) = render(&topics, &changed, &first);
+        assert_eq!(fourth.lines().count(), 1);
+        assert!(acl.contains("user b\n"));
     }
 }
