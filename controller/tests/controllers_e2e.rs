@@ -384,8 +384,19 @@ fn foreground_and_orphan_deletion() {
             .count();
         (gone && left == 0).then_some(())
     });
-    // The orphans are still there.
+    // The orphans are still there, and a new ReplicaSet of the same selector adopts them
+    // instead of making new pods.
     assert_eq!(pods(&http, "default").len(), 2);
+    apply(&server, &replicaset("orph", 2, json!({})));
+    let adopted = wait_active(&http, "orph", 2, false);
+    let names = |pods: &[Value]| -> std::collections::BTreeSet<String> {
+        pods.iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&adopted), names(&orphans));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(pods(&http, "default").len(), 2, "no pod made besides the adopted");
 
     let bad = http.request(
         "DELETE",

@@ -2,7 +2,9 @@
 //! `spec.replicas` active pods made from its template.
 //!
 //! A ReplicaSet's pods are the pods whose controlling ownerReference carries its uid; active
-//! ones are not being deleted and have not ended (`Succeeded`/`Failed`). Missing pods are
+//! ones are not being deleted and have not ended (`Succeeded`/`Failed`). As in Kubernetes, it
+//! adopts active orphan pods its selector matches (say, left by `--cascade=orphan`) and
+//! releases pods its selector no longer matches. Missing pods are
 //! created through the API's own admission (name from `generateName` `<set>-`, the template's
 //! labels and annotations, the ownerReference with `controller` and `blockOwnerDeletion`);
 //! extra ones are deleted, unscheduled first, then not ready, then the newest. The status
@@ -96,10 +98,89 @@ pub async fn reconcile(state: &ApiState) -> Result<(), StoreError> {
         }
     }
     for set in &sets {
-        let pods = owned.remove(uid(&set.object)).unwrap_or_default();
-        sync(state, set, &pods).await?;
+        let mine = owned.remove(uid(&set.object)).unwrap_or_default();
+        let orphans: Vec<&Stored> = pods
+            .iter()
+            .filter(|p| p.key.namespace == set.key.namespace && controller_uid(&p.object).is_none())
+            .collect();
+        if adopt_and_release(state, set, &mine, &orphans).await? {
+            // Ownership changed: the next round counts again.
+            continue;
+        }
+        sync(state, set, &mine).await?;
     }
     Ok(())
+}
+
+/// Kubernetes' ownership rules: a ReplicaSet adopts active orphan pods of its namespace that
+/// its selector matches, and releases pods it owns that the selector no longer matches.
+/// True when it changed an ownerReference.
+async fn adopt_and_release(
+    state: &ApiState,
+    set: &Stored,
+    mine: &[&Stored],
+    orphans: &[&Stored],
+) -> Result<bool, StoreError> {
+    if deleting(&set.object) {
+        return Ok(false);
+    }
+    let Ok(selector) = LabelSelector::from_structured(&set.object["spec"]["selector"]) else {
+        return Ok(false);
+    };
+    if selector.is_empty() {
+        return Ok(false);
+    }
+    let owner = json!({
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "name": set.key.name,
+        "uid": uid(&set.object),
+        "controller": true,
+        "blockOwnerDeletion": true,
+    });
+    let mut writes = Vec::new();
+    for pod in orphans
+        .iter()
+        .filter(|p| active(&p.object) && selector.matches(&p.object))
+    {
+        let mut object = (*pod.object).clone();
+        let refs = &mut object["metadata"]["ownerReferences"];
+        if !refs.is_array() {
+            *refs = json!([]);
+        }
+        if let Some(list) = refs.as_array_mut() {
+            list.push(owner.clone());
+        }
+        writes.push(write_pod(state, pod, object));
+    }
+    let set_uid = uid(&set.object);
+    for pod in mine
+        .iter()
+        .filter(|p| !deleting(&p.object) && !selector.matches(&p.object))
+    {
+        let mut object = (*pod.object).clone();
+        if let Some(list) = object
+            .pointer_mut("/metadata/ownerReferences")
+            .and_then(Value::as_array_mut)
+        {
+            list.retain(|o| o["uid"] != set_uid);
+        }
+        writes.push(write_pod(state, pod, object));
+    }
+    Ok(run_writes(writes).await? > 0)
+}
+
+async fn write_pod(state: &ApiState, pod: &Stored, object: Value) -> Result<(), StoreError> {
+    state
+        .store
+        .update(
+            pod.key.clone(),
+            object,
+            Some(pod.revision),
+            Durability::Durable,
+        )
+        .await
+        .map(drop)
 }
 
 async fn sync(state: &ApiState, set: &Stored, pods: &[&Stored]) -> Result<(), StoreError> {
