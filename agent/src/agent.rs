@@ -22,7 +22,9 @@ use crate::image::{
     pull_decision, DockerConfigJson, ImageRecord, ImageStore, PullDecision, PullOptions,
     PullPolicy, RegistriesConfig, RegistryOptions,
 };
-use crate::link::{open_desired, Link, LinkConfig};
+use crate::link::local_copy;
+use crate::link::secret_dir::SecretDir;
+use crate::link::{Link, LinkConfig};
 use crate::network::{nft, NetworkConfig};
 use crate::pod::{self, Action, BackOff, Kind, PodView};
 use crate::runtime::spec::{self, EnvLookup, EtcFiles, SpecInput};
@@ -135,8 +137,14 @@ pub struct Agent {
 struct LinkState {
     link: Link,
     config: LinkConfig,
-    /// The newest verified desired state (persisted in agent.redb before it is used).
+    /// The newest verified desired state (persisted before it is used: agent.redb, and its
+    /// Secrets in `secrets`; see [`crate::link::local_copy`]).
     desired: Option<DesiredState>,
+    /// The Secrets of the desired state, apart from agent.redb.
+    secrets: SecretDir,
+    /// Some Secret of the persisted copy was refused: the controller's copy of the same
+    /// generation is taken.
+    incomplete: bool,
     boot_id: kelp_shared::wire::BootId,
     start_unix_ms: u64,
     seq: u64,
@@ -194,7 +202,7 @@ impl Agent {
             crate::network::detect_node_ip(config.network.as_ref().map(|n| n.pod_cidr))
         });
         let images = ImageStore::open(config.runtime.state_dir.join("images"))?;
-        let state = LocalState::open(&config.runtime.state_dir.join("agent.redb"))?;
+        let mut state = LocalState::open(&config.runtime.state_dir.join("agent.redb"))?;
         let records = state.pods()?;
         let link = match &config.link {
             Some(link_config) => {
@@ -202,7 +210,8 @@ impl Agent {
                     crate::requests::Requests::new(config.runtime.clone(), &config.node_name);
                 Some(start_link(
                     link_config,
-                    &state,
+                    &mut state,
+                    &config.runtime.state_dir,
                     &config.node_name,
                     node_ip,
                     requests,
@@ -332,13 +341,16 @@ impl Agent {
                 }
                 crate::link::Inbound::Dropped(why) => tracing::warn!("{why}"),
                 crate::link::Inbound::Refused(why) => anyhow::bail!(Refused(why)),
-                crate::link::Inbound::Desired(state, envelope) => {
-                    let newer = link
-                        .desired
-                        .as_ref()
-                        .is_none_or(|old| state.generation.revision > old.generation.revision);
+                crate::link::Inbound::Desired(state) => {
+                    let newer = link.desired.as_ref().is_none_or(|old| {
+                        state.generation.revision > old.generation.revision
+                            || (link.incomplete
+                                && state.generation.revision == old.generation.revision)
+                    });
                     if !newer {
-                        if link.desired.as_ref() != Some(&*state) {
+                        // The same generation again (every reconnection) is no news.
+                        let applied = link.desired.as_ref().map(|d| d.generation.revision);
+                        if applied != Some(state.generation.revision) {
                             tracing::warn!(
                                 "desired state of generation {} ignored: generation {} applied already",
                                 state.generation.revision,
@@ -347,9 +359,14 @@ impl Agent {
                         }
                         continue;
                     }
-                    self.state
-                        .put_desired(&envelope)
-                        .context("persisting the desired state")?;
+                    local_copy::save(
+                        &self.state,
+                        &link.secrets,
+                        &state,
+                        &link.config.controller_key,
+                    )
+                    .context("persisting the desired state")?;
+                    link.incomplete = false;
                     tracing::info!(
                         generation = state.generation.revision,
                         objects = state.objects_json.len(),
@@ -1178,21 +1195,14 @@ impl NanoZero for chrono::DateTime<Utc> {
 /// arrives (a node rebooted without network runs its pods from it).
 fn start_link(
     config: &LinkConfig,
-    state: &LocalState,
+    state: &mut LocalState,
+    state_dir: &std::path::Path,
     node_name: &str,
     node_ip: Option<Ipv4Addr>,
     requests: crate::requests::Requests,
 ) -> Result<LinkState> {
-    let desired = match state.desired()? {
-        Some(bytes) => match open_desired(&bytes, config) {
-            Ok(d) => d,
-            Err(why) => {
-                tracing::warn!("the persisted desired state is not used: {why}");
-                None
-            }
-        },
-        None => None,
-    };
+    let secrets = SecretDir::open(&state_dir.join("secrets"))?;
+    let loaded = local_copy::load(state, &secrets, config)?;
     let boot_id = crate::link::node_info::new_boot_id();
     let start_unix_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
     let info = crate::link::node_info::NodeInfo {
@@ -1219,7 +1229,9 @@ fn start_link(
     Ok(LinkState {
         link,
         config: config.clone(),
-        desired,
+        desired: loaded.state,
+        secrets,
+        incomplete: loaded.incomplete,
         boot_id,
         start_unix_ms,
         seq: 0,

@@ -1,6 +1,8 @@
 //! The agent's local state in redb (`<state-dir>/agent.redb`): the pods it was told to run and
 //! each container's restart count and back-off level, so a restarted agent (or node) carries
 //! on where it was. Written only when something changed: an idle agent writes nothing.
+//! The Secrets of the desired state are not kept here but in their own files
+//! ([`crate::link::secret_dir`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,10 +15,14 @@ use serde::{Deserialize, Serialize};
 use crate::pod::Restarts;
 
 const PODS: TableDefinition<&str, &[u8]> = TableDefinition::new("pods");
-/// The last desired state the controller sent, as the signed envelope it came in: a node
-/// restarted without network runs from it.
+/// The last desired state the controller sent, verified, with its Secrets replaced by
+/// references ([`crate::link::local_copy::LocalCopy`]): a node restarted without network runs
+/// from it.
 const DESIRED: TableDefinition<&str, &[u8]> = TableDefinition::new("desired");
-const DESIRED_KEY: &str = "envelope";
+const DESIRED_KEY: &str = "local-copy";
+/// Where agents before the local copy kept the signed envelope, Secrets and all: read once,
+/// migrated, removed.
+const LEGACY_ENVELOPE_KEY: &str = "envelope";
 
 /// What is kept of one pod.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,18 +67,49 @@ impl LocalState {
         Ok(())
     }
 
-    /// The persisted desired-state envelope, if any.
+    /// The persisted local copy of the desired state, if any.
     pub fn desired(&self) -> Result<Option<Vec<u8>>> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(DESIRED)?;
-        Ok(table.get(DESIRED_KEY)?.map(|v| v.value().to_vec()))
+        self.get_desired(DESIRED_KEY)
     }
 
-    /// Persists a desired-state envelope (durably, before the agent acts on it).
-    pub fn put_desired(&self, envelope: &[u8]) -> Result<()> {
+    /// The desired-state envelope an older agent persisted, if any.
+    pub fn legacy_envelope(&self) -> Result<Option<Vec<u8>>> {
+        self.get_desired(LEGACY_ENVELOPE_KEY)
+    }
+
+    fn get_desired(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DESIRED)?;
+        Ok(table.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Persists the local copy of the desired state (durably, before the agent acts on it);
+    /// an older agent's envelope goes in the same commit.
+    pub fn put_desired(&self, copy: &[u8]) -> Result<()> {
         let tx = self.db.begin_write()?;
-        tx.open_table(DESIRED)?.insert(DESIRED_KEY, envelope)?;
+        {
+            let mut table = tx.open_table(DESIRED)?;
+            table.insert(DESIRED_KEY, copy)?;
+            table.remove(LEGACY_ENVELOPE_KEY)?;
+        }
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Test helper and migration source: stores an envelope where older agents kept it.
+    #[doc(hidden)]
+    pub fn put_legacy_envelope(&self, envelope: &[u8]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(DESIRED)?
+            .insert(LEGACY_ENVELOPE_KEY, envelope)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Compacts the file (after a migration, so that the pages the envelope used are
+    /// released and the file shrinks; redb does not overwrite freed pages).
+    pub fn compact(&mut self) -> Result<()> {
+        while self.db.compact().context("compacting agent.redb")? {}
         Ok(())
     }
 

@@ -371,3 +371,121 @@ fn joined_agent_runs_only_verified_desired_state_and_keeps_it_offline() {
     broker.resume();
     controller.wait_reported("web reported after reconnecting", |r| running(r, "web"));
 }
+
+/// A Secret's value, and its base64 (`data`) form.
+const SECRET_VALUE: &str = "s3cr3t-kelp-e2e-value";
+const SECRET_BASE64: &str = "czNjcjN0LWtlbHAtZTJlLXZhbHVl";
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// The files of the node's secrets directory.
+fn secret_files(node: &Node) -> Vec<PathBuf> {
+    fs::read_dir(node.state_dir.join("secrets"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
+}
+
+#[test]
+fn secret_data_stays_out_of_agent_redb_and_its_file_goes_with_the_last_pod_using_it() {
+    let mut broker = Broker::start("secrets");
+    let cluster = ClusterId([0x5b; 16]);
+    let controller = Controller::connect(&broker, cluster);
+    let mut node = Node::new("linksec");
+    let join = controller.join_file(&broker, &node.base);
+    node.extra_args = vec![
+        "--join-file".into(),
+        join.display().to_string(),
+        "--mqtt-keepalive-secs".into(),
+        "5".into(),
+    ];
+    node.start_agent();
+
+    let secret = serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "creds", "namespace": "default", "uid": "00000000-0000-4000-8000-0000000000c1"},
+        "data": {"key": SECRET_BASE64}
+    }))
+    .unwrap();
+    let pod = serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "sec", "namespace": "default", "uid": "00000000-0000-4000-8000-0000000000c2"},
+        "spec": {
+            "nodeName": NODE,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "c", "image": BUSYBOX,
+                "command": ["sh", "-c", "echo file=$(cat /s/key) env=$X; sleep 3600"],
+                "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "key"}}}],
+                "volumeMounts": [{"name": "s", "mountPath": "/s"}]
+            }],
+            "volumes": [{"name": "s", "secret": {"secretName": "creds"}}]
+        }
+    }))
+    .unwrap();
+    controller.publish(
+        &desired(cluster, 10, vec![secret.clone(), pod]),
+        cluster,
+        Some(&controller.key),
+    );
+    let says = format!("file={SECRET_VALUE} env={SECRET_VALUE}");
+    let first = wait_pod_running(&node, "sec");
+    node.wait_for("the Secret in the pod", Duration::from_secs(30), |n| {
+        n.log_of(&first, "c").contains(&says).then_some(())
+    });
+
+    // The Secret is in a 0600 file of a 0700 directory, not in agent.redb.
+    let redb = fs::read(node.state_dir.join("agent.redb")).unwrap();
+    assert!(!contains(&redb, SECRET_VALUE) && !contains(&redb, SECRET_BASE64));
+    let dir = node.state_dir.join("secrets");
+    assert_eq!(
+        fs::metadata(&dir).unwrap().permissions().mode() & 0o7777,
+        0o700
+    );
+    let files = secret_files(&node);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(
+        fs::metadata(&files[0]).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+    assert!(contains(&fs::read(&files[0]).unwrap(), SECRET_BASE64));
+
+    // A reboot with no network: the pod comes back with its Secret from the local copy.
+    broker.stop();
+    node.kill_agent();
+    let runtime = MonitorRuntime::new(node.runtime_config()).unwrap();
+    for uid in runtime.sandboxes().unwrap() {
+        runtime.remove_sandbox(&uid, None).unwrap();
+    }
+    node.start_agent();
+    let back = wait_pod_running(&node, "sec");
+    node.wait_for(
+        "the Secret in the pod after the restart",
+        Duration::from_secs(30),
+        |n| n.log_of(&back, "c").contains(&says).then_some(()),
+    );
+
+    // The pod goes (its Secret still in the state): so does the Secret's file.
+    broker.resume();
+    controller.wait_reported("sec reported after reconnecting", |r| running(r, "sec"));
+    controller.publish(
+        &desired(cluster, 11, vec![secret]),
+        cluster,
+        Some(&controller.key),
+    );
+    node.wait_for("the pod gone", Duration::from_secs(30), |n| {
+        n.pods().is_empty().then_some(())
+    });
+    assert!(
+        secret_files(&node).is_empty(),
+        "the Secret's file is deleted"
+    );
+    let redb = fs::read(node.state_dir.join("agent.redb")).unwrap();
+    assert!(!contains(&redb, SECRET_VALUE) && !contains(&redb, SECRET_BASE64));
+}

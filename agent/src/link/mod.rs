@@ -22,9 +22,11 @@
 //! their deadline ([`request`]), and handed straight from the link thread to the request
 //! handler, which answers each on a thread of its own: the agent's loop never sees them.
 
+pub mod local_copy;
 pub mod node_info;
 pub mod report;
 pub mod request;
+pub mod secret_dir;
 
 use std::collections::BTreeSet;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -107,8 +109,8 @@ pub enum Inbound {
     /// A (new) session is up and the node's name is this agent's: (re-)publish the reported
     /// state.
     Connected,
-    /// A verified desired state for this node, and the envelope bytes it came in (to persist).
-    Desired(Box<DesiredState>, Vec<u8>),
+    /// A verified desired state for this node.
+    Desired(Box<DesiredState>),
     /// A message that was dropped, and why (logged by the agent).
     Dropped(String),
     /// Another live agent runs as this node: this one must stop (the link has ended).
@@ -350,7 +352,7 @@ fn run(
             }
             Some(Ok(Event::Incoming(Packet::Publish(p)))) if p.topic == desired_topic => {
                 let message = match open_desired(&p.payload, &config) {
-                    Ok(Some(state)) => Inbound::Desired(Box::new(state), p.payload.to_vec()),
+                    Ok(Some(state)) => Inbound::Desired(Box::new(state)),
                     Ok(None) => continue,
                     Err(why) => Inbound::Dropped(format!("desired state dropped: {why}")),
                 };
