@@ -1,20 +1,71 @@
 //! The scheduler's decision, as a pure function: for each pod without a node, the most
 //! suitable node (seed §1.4), or why there is none, in Kubernetes' words.
 //!
-//! Filters: the node is Ready and schedulable; `spec.nodeName` (when set, the pod is not
-//! scheduled at all); `nodeSelector`; `NoSchedule`/`NoExecute` taints the pod does not
-//! tolerate; CPU and memory requests against allocatable minus what the node's pods request;
-//! host ports in use; the node's pod count. Score: the least allocated node (mean of free CPU
-//! and memory fractions), minus a spread penalty for pods of the same owner already there;
-//! ties go to the node name, so the result is deterministic.
+//! Filters, in this order (a node is counted under the first one it fails):
+//! - the node is Ready, and not cordoned (`spec.unschedulable`);
+//! - `nodeSelector` and required node affinity ([`affinity`]): "node(s) didn't match Pod's
+//!   node affinity/selector";
+//! - `NoSchedule`/`NoExecute` taints the pod does not tolerate;
+//! - the node's pod count, then CPU and memory requests against allocatable minus what the
+//!   pods bound to it request (static pods' mirrors and running pods alike);
+//! - host ports in use;
+//! - the desired-state size: the node's desired state (its Node and bound pods, as the hub
+//!   trims them) goes out as one MQTT message of at most [`DESIRED_STATE_LIMIT`] bytes, and
+//!   a node whose pods' JSON plus this pod's would exceed it is refused with "node(s) had
+//!   too large a desired state" (kelp's own reason; Kubernetes has none). The hub compresses
+//!   the message, so the uncompressed sum is a cautious estimate, and cheap: each view
+//!   measures its object once. ConfigMaps and Secrets the pods use are not seen here unless
+//!   the caller adds their size to [`PodView::desired_bytes`].
+//!
+//! A pod with `spec.nodeName` is not scheduled; it counts on its node.
+//!
+//! Scores, as Kubernetes' default profile combines them: each is brought to 0..=100 over the
+//! nodes found feasible, then weighted and summed.
+//! - Least allocated (weight 1): the mean of the free CPU and memory percentages once the pod
+//!   is there, counting 100m CPU and 200 MiB for a container that requests nothing (as
+//!   Kubernetes does), so that pods without requests spread too.
+//! - Spreading (weight 2): with `max` the most pods of this pod's controlling owner on any
+//!   feasible node, a node with `n` of them scores `100 × (max − n) / max` (100 when none).
+//! - Preferred node affinity (weight 2): the sum of the weights of the matching preferred
+//!   terms, scaled so the best feasible node scores 100 (0 everywhere when none matches).
+//!
+//! Ties go to the node found first (the first in `nodes` when all are searched), so the
+//! result is deterministic.
+//!
+//! Large clusters are not searched whole, as Kubernetes' `percentageOfNodesToScore`: the
+//! search stops once [`feasible_to_find`] feasible nodes are found (all nodes under 100, then
+//! 50% less one point per 125 nodes, at least 5% and at least 100), and the next pod's search
+//! starts where this one stopped, round-robin. A pod that fits nowhere has had every node
+//! checked, so its message counts them all.
 //!
 //! The list-watch task that binds (sets `spec.nodeName`) and writes `PodScheduled` is not
 //! wired yet (issue 9).
 
-use std::collections::{BTreeMap, BTreeSet};
+pub mod affinity;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use kelp_shared::api::quantity::Quantity;
+use kelp_shared::wire::MAX_PACKET;
 use serde_json::Value;
+
+use crate::hub::{project, MIRROR_ANNOTATION};
+use affinity::Term;
+
+/// The most bytes of JSON a node's desired state may hold: the MQTT packet limit.
+pub const DESIRED_STATE_LIMIT: usize = MAX_PACKET;
+
+/// CPU counted for scoring for a container that requests none, as Kubernetes.
+const DEFAULT_CPU_MILLIS: i64 = 100;
+/// Memory counted for scoring for a container that requests none, as Kubernetes.
+const DEFAULT_MEMORY: i64 = 200 << 20;
+
+/// Score weights, those of Kubernetes' default profile (NodeResourcesFit 1, NodeAffinity 2,
+/// PodTopologySpread 2).
+const LEAST_ALLOCATED_WEIGHT: i64 = 1;
+const SPREAD_WEIGHT: i64 = 2;
+const PREFERRED_AFFINITY_WEIGHT: i64 = 2;
 
 /// A node as the scheduler sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +82,8 @@ pub struct NodeView {
     pub taints: Vec<(String, String, String)>,
     /// Allocatable CPU (millicores), memory (bytes) and pods.
     pub allocatable: Resources,
+    /// The bytes of JSON its Node object adds to its desired state.
+    pub desired_bytes: usize,
 }
 
 /// CPU in millicores, memory in bytes, a pod count.
@@ -53,14 +106,24 @@ pub struct PodView {
     pub node_name: Option<String>,
     /// `spec.nodeSelector`.
     pub node_selector: BTreeMap<String, String>,
+    /// Required node affinity: its `nodeSelectorTerms`, when it has any.
+    pub required_affinity: Option<Vec<Term>>,
+    /// Preferred node affinity: (weight, term).
+    pub preferred_affinity: Vec<(i64, Term)>,
     /// `spec.tolerations`: (key, operator, value, effect); empty strings for absent fields.
     pub tolerations: Vec<(String, String, String, String)>,
     /// What its containers request (init containers: the largest of them counts).
     pub requests: Resources,
+    /// The same, with Kubernetes' defaults for containers that request nothing: what the
+    /// least-allocated score counts.
+    pub score_requests: Resources,
     /// Its host ports: (protocol, port).
     pub host_ports: Vec<(String, i64)>,
     /// The uid of its controlling owner, for spreading.
     pub owner: Option<String>,
+    /// The bytes of JSON it adds to its node's desired state (as the hub trims it; 0 for a
+    /// mirror pod, which is not sent back). A caller may add its ConfigMaps and Secrets.
+    pub desired_bytes: usize,
 }
 
 /// Where a pod goes.
@@ -105,6 +168,28 @@ fn str_of(value: &Value, key: &str) -> String {
     value[key].as_str().unwrap_or_default().to_owned()
 }
 
+/// Counts the bytes written to it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The size of `object` in its node's desired state: its JSON as the hub trims it.
+fn desired_bytes(object: &Value) -> usize {
+    let mut count = ByteCount(0);
+    // Writing a Value to a counter cannot fail.
+    let _ = serde_json::to_writer(&mut count, &project::trimmed(object, false));
+    count.0
+}
+
 impl NodeView {
     /// The view of a stored Node object.
     pub fn from_object(node: &Value) -> NodeView {
@@ -132,8 +217,41 @@ impl NodeView {
                 })
                 .unwrap_or_default(),
             allocatable: resources(allocatable),
+            desired_bytes: desired_bytes(node),
         }
     }
+}
+
+/// What `containers` and `inits` request: the containers' sum, or the largest init
+/// container where that is more. With `nonzero`, a container that requests no CPU or no
+/// memory counts Kubernetes' default for it.
+fn pod_requests(containers: &[Value], inits: &[Value], nonzero: bool) -> Resources {
+    let of = |c: &Value| {
+        let mut r = resources(&c["resources"]["requests"]);
+        if nonzero && r.cpu_millis == 0 {
+            r.cpu_millis = DEFAULT_CPU_MILLIS;
+        }
+        if nonzero && r.memory == 0 {
+            r.memory = DEFAULT_MEMORY;
+        }
+        r
+    };
+    let sum = containers.iter().fold(Resources::default(), |acc, c| {
+        let r = of(c);
+        Resources {
+            cpu_millis: acc.cpu_millis + r.cpu_millis,
+            memory: acc.memory + r.memory,
+            pods: 0,
+        }
+    });
+    inits.iter().fold(sum, |acc, c| {
+        let r = of(c);
+        Resources {
+            cpu_millis: acc.cpu_millis.max(r.cpu_millis),
+            memory: acc.memory.max(r.memory),
+            pods: 0,
+        }
+    })
 }
 
 impl PodView {
@@ -148,22 +266,6 @@ impl PodView {
             .as_array()
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        let sum = containers.iter().fold(Resources::default(), |acc, c| {
-            let r = resources(&c["resources"]["requests"]);
-            Resources {
-                cpu_millis: acc.cpu_millis + r.cpu_millis,
-                memory: acc.memory + r.memory,
-                pods: 0,
-            }
-        });
-        let requests = inits.iter().fold(sum, |acc, c| {
-            let r = resources(&c["resources"]["requests"]);
-            Resources {
-                cpu_millis: acc.cpu_millis.max(r.cpu_millis),
-                memory: acc.memory.max(r.memory),
-                pods: 0,
-            }
-        });
         let host_ports = containers
             .iter()
             .flat_map(|c| c["ports"].as_array().cloned().unwrap_or_default())
@@ -178,6 +280,9 @@ impl PodView {
                 .find(|o| o["controller"] == true)
                 .and_then(|o| o["uid"].as_str().map(str::to_owned))
         });
+        let mirror = pod["metadata"]["annotations"]
+            .get(MIRROR_ANNOTATION)
+            .is_some();
         PodView {
             key: format!(
                 "{}/{}",
@@ -186,6 +291,8 @@ impl PodView {
             ),
             node_name: spec["nodeName"].as_str().map(str::to_owned),
             node_selector: string_map(&spec["nodeSelector"]),
+            required_affinity: affinity::required(spec),
+            preferred_affinity: affinity::preferred(spec),
             tolerations: spec["tolerations"]
                 .as_array()
                 .map(|t| {
@@ -201,9 +308,11 @@ impl PodView {
                         .collect()
                 })
                 .unwrap_or_default(),
-            requests,
+            requests: pod_requests(containers, inits, false),
+            score_requests: pod_requests(containers, inits, true),
             host_ports,
             owner,
+            desired_bytes: if mirror { 0 } else { desired_bytes(pod) },
         }
     }
 
@@ -215,126 +324,252 @@ impl PodView {
             key_ok && value_ok && effect_ok
         })
     }
+
+    /// `nodeSelector` and required node affinity both hold on `node`.
+    fn selects(&self, node: &NodeView) -> bool {
+        self.node_selector
+            .iter()
+            .all(|(k, v)| node.labels.get(k) == Some(v))
+            && self
+                .required_affinity
+                .as_ref()
+                .is_none_or(|terms| terms.iter().any(|t| t.matches(&node.labels, &node.name)))
+    }
+
+    /// The sum of the weights of the preferred terms `node` matches.
+    fn preference(&self, node: &NodeView) -> i64 {
+        self.preferred_affinity
+            .iter()
+            .filter(|(_, t)| t.matches(&node.labels, &node.name))
+            .map(|(w, _)| w)
+            .sum()
+    }
 }
 
 /// What is already placed on a node.
 #[derive(Debug, Default, Clone)]
 struct Load {
     used: Resources,
+    /// What the least-allocated score counts.
+    score_used: Resources,
     ports: BTreeSet<(String, i64)>,
-    owners: BTreeMap<String, usize>,
+    desired_bytes: usize,
 }
 
-impl Load {
-    fn add(&mut self, pod: &PodView) {
-        self.used.cpu_millis += pod.requests.cpu_millis;
-        self.used.memory += pod.requests.memory;
-        self.used.pods += 1;
-        self.ports.extend(pod.host_ports.iter().cloned());
-        if let Some(owner) = &pod.owner {
-            *self.owners.entry(owner.clone()).or_default() += 1;
+/// Why a node does not fit. The order is the filters' order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Misfit {
+    NotReady,
+    Unschedulable,
+    Selector,
+    Taint,
+    TooManyPods,
+    Cpu,
+    Memory,
+    Ports,
+    TooLarge,
+}
+
+impl Misfit {
+    const COUNT: usize = 9;
+    const ALL: [Misfit; Misfit::COUNT] = [
+        Misfit::NotReady,
+        Misfit::Unschedulable,
+        Misfit::Selector,
+        Misfit::Taint,
+        Misfit::TooManyPods,
+        Misfit::Cpu,
+        Misfit::Memory,
+        Misfit::Ports,
+        Misfit::TooLarge,
+    ];
+
+    /// As Kubernetes words it in "0/N nodes are available: …".
+    fn text(self) -> &'static str {
+        match self {
+            Misfit::NotReady => "node(s) were not ready",
+            Misfit::Unschedulable => "node(s) were unschedulable",
+            Misfit::Selector => "node(s) didn't match Pod's node affinity/selector",
+            Misfit::Taint => "node(s) had untolerated taint",
+            Misfit::TooManyPods => "Too many pods",
+            Misfit::Cpu => "Insufficient cpu",
+            Misfit::Memory => "Insufficient memory",
+            Misfit::Ports => "node(s) didn't have free ports for the requested pod ports",
+            Misfit::TooLarge => "node(s) had too large a desired state",
         }
     }
 }
 
-/// Why a node does not fit, as Kubernetes words it in "0/N nodes are available: …".
-fn misfit(pod: &PodView, node: &NodeView, load: &Load) -> Option<&'static str> {
+fn misfit(pod: &PodView, node: &NodeView, load: &Load) -> Option<Misfit> {
     if !node.ready {
-        return Some("node(s) were not ready");
+        return Some(Misfit::NotReady);
     }
     if node.unschedulable {
-        return Some("node(s) were unschedulable");
+        return Some(Misfit::Unschedulable);
     }
-    if pod
-        .node_selector
-        .iter()
-        .any(|(k, v)| node.labels.get(k) != Some(v))
-    {
-        return Some("node(s) didn't match Pod's node affinity/selector");
+    if !pod.selects(node) {
+        return Some(Misfit::Selector);
     }
     if node
         .taints
         .iter()
         .any(|t| (t.2 == "NoSchedule" || t.2 == "NoExecute") && !pod.tolerates(t))
     {
-        return Some("node(s) had untolerated taint");
+        return Some(Misfit::Taint);
     }
     if load.used.pods + 1 > node.allocatable.pods {
-        return Some("Too many pods");
+        return Some(Misfit::TooManyPods);
     }
     if load.used.cpu_millis + pod.requests.cpu_millis > node.allocatable.cpu_millis {
-        return Some("Insufficient cpu");
+        return Some(Misfit::Cpu);
     }
     if load.used.memory + pod.requests.memory > node.allocatable.memory {
-        return Some("Insufficient memory");
+        return Some(Misfit::Memory);
     }
     if pod.host_ports.iter().any(|p| load.ports.contains(p)) {
-        return Some("node(s) didn't have free ports for the requested pod ports");
+        return Some(Misfit::Ports);
+    }
+    if node.desired_bytes + load.desired_bytes + pod.desired_bytes > DESIRED_STATE_LIMIT {
+        return Some(Misfit::TooLarge);
     }
     None
 }
 
-fn score(pod: &PodView, node: &NodeView, load: &Load) -> f64 {
-    let free = |alloc: i64, used: i64| {
-        if alloc <= 0 {
-            0.0
+/// The least-allocated score, 0..=100: the mean free percentage of CPU and memory with the
+/// pod there.
+fn least_allocated(pod: &PodView, node: &NodeView, load: &Load) -> i64 {
+    let free = |allocatable: i64, used: i64| {
+        if allocatable <= 0 || used > allocatable {
+            0
         } else {
-            (alloc - used) as f64 / alloc as f64
+            (allocatable - used) * 100 / allocatable
         }
     };
     let cpu = free(
         node.allocatable.cpu_millis,
-        load.used.cpu_millis + pod.requests.cpu_millis,
+        load.score_used.cpu_millis + pod.score_requests.cpu_millis,
     );
     let memory = free(
         node.allocatable.memory,
-        load.used.memory + pod.requests.memory,
+        load.score_used.memory + pod.score_requests.memory,
     );
-    let siblings = pod
-        .owner
-        .as_ref()
-        .and_then(|o| load.owners.get(o))
-        .copied()
-        .unwrap_or(0);
-    (cpu + memory) / 2.0 - siblings as f64
+    (cpu + memory) / 2
+}
+
+/// How many feasible nodes to look for among `total`, as Kubernetes' adaptive
+/// `percentageOfNodesToScore`: all of them under 100 nodes; otherwise 50% less one point per
+/// 125 nodes, at least 5%, and at least 100 nodes.
+pub fn feasible_to_find(total: usize) -> usize {
+    const MIN_NODES: usize = 100;
+    if total < MIN_NODES {
+        return total;
+    }
+    let percent = 50usize.saturating_sub(total / 125).max(5);
+    (total * percent / 100).max(MIN_NODES)
+}
+
+/// A feasible node and its raw scores.
+struct Candidate {
+    node: usize,
+    least_allocated: i64,
+    siblings: u32,
+    preference: i64,
+}
+
+/// The best candidate's node: scores brought to 0..=100 over the candidates, weighted and
+/// summed; ties to the candidate found first.
+fn best(candidates: &[Candidate]) -> Option<usize> {
+    let most_siblings = i64::from(candidates.iter().map(|c| c.siblings).max()?);
+    let best_preference = candidates.iter().map(|c| c.preference).max().unwrap_or(0);
+    candidates
+        .iter()
+        .map(|c| {
+            let spread = if most_siblings == 0 {
+                100
+            } else {
+                100 * (most_siblings - i64::from(c.siblings)) / most_siblings
+            };
+            let preferred = if best_preference <= 0 {
+                0
+            } else {
+                100 * c.preference / best_preference
+            };
+            let total = LEAST_ALLOCATED_WEIGHT * c.least_allocated
+                + SPREAD_WEIGHT * spread
+                + PREFERRED_AFFINITY_WEIGHT * preferred;
+            (Reverse(total), c.node)
+        })
+        // The first of the smallest: the first found of the best.
+        .min_by_key(|(total, _)| *total)
+        .map(|(_, node)| node)
+}
+
+/// Pods per owner, per node position.
+type Siblings<'a> = HashMap<&'a str, HashMap<usize, u32>>;
+
+fn add<'a>(loads: &mut [Load], siblings: &mut Siblings<'a>, pod: &'a PodView, node: usize) {
+    let load = &mut loads[node];
+    load.used.cpu_millis += pod.requests.cpu_millis;
+    load.used.memory += pod.requests.memory;
+    load.used.pods += 1;
+    load.score_used.cpu_millis += pod.score_requests.cpu_millis;
+    load.score_used.memory += pod.score_requests.memory;
+    load.ports.extend(pod.host_ports.iter().cloned());
+    load.desired_bytes += pod.desired_bytes;
+    if let Some(owner) = &pod.owner {
+        *siblings
+            .entry(owner.as_str())
+            .or_default()
+            .entry(node)
+            .or_default() += 1;
+    }
 }
 
 /// Places every unbound pod of `pods` (in order) on `nodes`, counting the bound pods and
 /// each placement made before it. Returns (pod key, placement) for each unbound pod.
 pub fn schedule(pods: &[PodView], nodes: &[NodeView]) -> Vec<(String, Placement)> {
-    let mut loads: BTreeMap<&str, Load> = nodes
+    let positions: HashMap<&str, usize> = nodes
         .iter()
-        .map(|n| (n.name.as_str(), Load::default()))
+        .enumerate()
+        .map(|(i, n)| (n.name.as_str(), i))
         .collect();
+    let mut loads = vec![Load::default(); nodes.len()];
+    let mut siblings = Siblings::new();
     for pod in pods {
-        if let Some(load) = pod.node_name.as_deref().and_then(|n| loads.get_mut(n)) {
-            load.add(pod);
+        if let Some(&node) = pod.node_name.as_deref().and_then(|n| positions.get(n)) {
+            add(&mut loads, &mut siblings, pod, node);
         }
     }
+    let to_find = feasible_to_find(nodes.len());
+    let mut start = 0;
+    let mut candidates = Vec::with_capacity(to_find);
     let mut out = Vec::new();
     for pod in pods.iter().filter(|p| p.node_name.is_none()) {
-        let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
-        let mut best: Option<(f64, &NodeView)> = None;
-        for node in nodes {
-            let load = &loads[node.name.as_str()];
+        let mut reasons = [0usize; Misfit::COUNT];
+        candidates.clear();
+        let own = pod.owner.as_deref().and_then(|o| siblings.get(o));
+        let mut checked = 0;
+        while checked < nodes.len() && candidates.len() < to_find {
+            let i = (start + checked) % nodes.len();
+            checked += 1;
+            let (node, load) = (&nodes[i], &loads[i]);
             match misfit(pod, node, load) {
-                Some(reason) => *reasons.entry(reason).or_default() += 1,
-                None => {
-                    let s = score(pod, node, load);
-                    if best.is_none_or(|(b, _)| s > b) {
-                        best = Some((s, node));
-                    }
-                }
+                Some(reason) => reasons[reason as usize] += 1,
+                None => candidates.push(Candidate {
+                    node: i,
+                    least_allocated: least_allocated(pod, node, load),
+                    siblings: own.and_then(|o| o.get(&i)).copied().unwrap_or(0),
+                    preference: pod.preference(node),
+                }),
             }
         }
-        let placement = match best {
-            Some((_, node)) => {
-                let mut placed = pod.clone();
-                placed.node_name = Some(node.name.clone());
-                if let Some(load) = loads.get_mut(node.name.as_str()) {
-                    load.add(&placed);
-                }
-                Placement::Node(node.name.clone())
+        if !nodes.is_empty() {
+            start = (start + checked) % nodes.len();
+        }
+        let placement = match best(&candidates) {
+            Some(node) => {
+                add(&mut loads, &mut siblings, pod, node);
+                Placement::Node(nodes[node].name.clone())
             }
             None => Placement::Unschedulable(unschedulable_message(nodes.len(), &reasons)),
         };
@@ -345,10 +580,14 @@ pub fn schedule(pods: &[PodView], nodes: &[NodeView]) -> Vec<(String, Placement)
 
 /// "0/3 nodes are available: 2 Insufficient memory, 1 node(s) didn't match Pod's node
 /// affinity/selector." — reasons by count, most first, then by text.
-fn unschedulable_message(total: usize, reasons: &BTreeMap<&'static str, usize>) -> String {
-    let mut counted: Vec<(&&str, &usize)> = reasons.iter().collect();
-    counted.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let parts: Vec<String> = counted.iter().map(|(r, n)| format!("{n} {r}")).collect();
+fn unschedulable_message(total: usize, reasons: &[usize; Misfit::COUNT]) -> String {
+    let mut counted: Vec<(usize, &str)> = Misfit::ALL
+        .iter()
+        .filter(|m| reasons[**m as usize] > 0)
+        .map(|m| (reasons[*m as usize], m.text()))
+        .collect();
+    counted.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    let parts: Vec<String> = counted.iter().map(|(n, r)| format!("{n} {r}")).collect();
     if parts.is_empty() {
         format!("0/{total} nodes are available.")
     } else {
