@@ -325,6 +325,15 @@ impl PodView {
         })
     }
 
+    /// What the static filters and the preferred-affinity score read of the pod, as one
+    /// key: equal keys give equal answers on every node.
+    fn constraints(&self) -> String {
+        format!(
+            "{:?}|{:?}|{:?}|{:?}",
+            self.node_selector, self.required_affinity, self.preferred_affinity, self.tolerations
+        )
+    }
+
     /// `nodeSelector` and required node affinity both hold on `node`.
     fn selects(&self, node: &NodeView) -> bool {
         self.node_selector
@@ -400,7 +409,9 @@ impl Misfit {
     }
 }
 
-fn misfit(pod: &PodView, node: &NodeView, load: &Load) -> Option<Misfit> {
+/// The filters that depend on the pod's constraints and the node alone (readiness, cordon,
+/// selector and affinity, taints): the same for every pod with the same constraints.
+fn static_misfit(pod: &PodView, node: &NodeView) -> Option<Misfit> {
     if !node.ready {
         return Some(Misfit::NotReady);
     }
@@ -417,6 +428,16 @@ fn misfit(pod: &PodView, node: &NodeView, load: &Load) -> Option<Misfit> {
     {
         return Some(Misfit::Taint);
     }
+    None
+}
+
+#[cfg(test)]
+fn misfit(pod: &PodView, node: &NodeView, load: &Load) -> Option<Misfit> {
+    static_misfit(pod, node).or_else(|| load_misfit(pod, node, load))
+}
+
+/// The filters that depend on what is already on the node.
+fn load_misfit(pod: &PodView, node: &NodeView, load: &Load) -> Option<Misfit> {
     if load.used.pods + 1 > node.allocatable.pods {
         return Some(Misfit::TooManyPods);
     }
@@ -504,6 +525,26 @@ fn best(candidates: &[Candidate]) -> Option<usize> {
         .map(|(_, node)| node)
 }
 
+/// For one set of pod constraints: each node's static misfit, and its preferred-affinity
+/// weight (empty when the pod prefers nothing).
+struct StaticFit {
+    misfit: Vec<Option<Misfit>>,
+    preference: Vec<i64>,
+}
+
+impl StaticFit {
+    fn new(pod: &PodView, nodes: &[NodeView]) -> StaticFit {
+        StaticFit {
+            misfit: nodes.iter().map(|n| static_misfit(pod, n)).collect(),
+            preference: if pod.preferred_affinity.is_empty() {
+                Vec::new()
+            } else {
+                nodes.iter().map(|n| pod.preference(n)).collect()
+            },
+        }
+    }
+}
+
 /// Pods per owner, per node position.
 type Siblings<'a> = HashMap<&'a str, HashMap<usize, u32>>;
 
@@ -544,22 +585,33 @@ pub fn schedule(pods: &[PodView], nodes: &[NodeView]) -> Vec<(String, Placement)
     let mut start = 0;
     let mut candidates = Vec::with_capacity(to_find);
     let mut out = Vec::new();
+    // The static filters and the preferred-affinity score, per node, for each distinct set
+    // of constraints: pods of one owner share theirs, so a node's labels and taints are
+    // read once per set rather than once per pod.
+    let mut per_constraints: HashMap<String, StaticFit> = HashMap::new();
     for pod in pods.iter().filter(|p| p.node_name.is_none()) {
         let mut reasons = [0usize; Misfit::COUNT];
         candidates.clear();
         let own = pod.owner.as_deref().and_then(|o| siblings.get(o));
+        let fit = per_constraints
+            .entry(pod.constraints())
+            .or_insert_with(|| StaticFit::new(pod, nodes));
         let mut checked = 0;
         while checked < nodes.len() && candidates.len() < to_find {
             let i = (start + checked) % nodes.len();
             checked += 1;
+            if let Some(reason) = fit.misfit[i] {
+                reasons[reason as usize] += 1;
+                continue;
+            }
             let (node, load) = (&nodes[i], &loads[i]);
-            match misfit(pod, node, load) {
+            match load_misfit(pod, node, load) {
                 Some(reason) => reasons[reason as usize] += 1,
                 None => candidates.push(Candidate {
                     node: i,
                     least_allocated: least_allocated(pod, node, load),
                     siblings: own.and_then(|o| o.get(&i)).copied().unwrap_or(0),
-                    preference: pod.preference(node),
+                    preference: fit.preference.get(i).copied().unwrap_or(0),
                 }),
             }
         }

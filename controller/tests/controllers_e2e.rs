@@ -396,7 +396,11 @@ fn foreground_and_orphan_deletion() {
     };
     assert_eq!(names(&adopted), names(&orphans));
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(pods(&http, "default").len(), 2, "no pod made besides the adopted");
+    assert_eq!(
+        pods(&http, "default").len(),
+        2,
+        "no pod made besides the adopted"
+    );
 
     let bad = http.request(
         "DELETE",

@@ -57,9 +57,16 @@ pub async fn reconcile(state: &ApiState) -> Result<(), StoreError> {
         .iter()
         .map(|n| NodeView::from_object(&n.object))
         .collect();
+    // Bound pods count against their node until they end (terminating ones still run).
+    let finished = |p: &Stored| {
+        matches!(
+            p.object.pointer("/status/phase").and_then(Value::as_str),
+            Some("Succeeded") | Some("Failed")
+        )
+    };
     let views: Vec<PodView> = pods
         .iter()
-        .filter(|p| bound(&p.object))
+        .filter(|p| bound(&p.object) && !finished(p))
         .chain(pending.iter().copied())
         .map(|p| PodView::from_object(&p.object))
         .collect();
