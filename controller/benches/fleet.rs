@@ -1,7 +1,7 @@
 //! Fleet benchmark (issue 9): a real `kelp server` on a real Mosquitto with simulated nodes,
 //! while pods are applied through the API; prints each figure beside its target.
 //!
-//! `cargo bench -p kelp-controller --bench fleet` runs a smoke size (50 nodes, 500 pods, a
+//! `cargo bench -p kelp-controller --bench fleet` runs a smoke size (30 nodes, 300 pods, a
 //! 10 s idle window, 5 s keepalive); `KELP_BENCH_FULL=1` the issue's size (1,000 nodes,
 //! 10,000 pods, one idle minute, the default 60 s keepalive). The controller's data dir goes
 //! in a temporary directory under `KELP_BENCH_DIR` (default: the system temp dir).
@@ -69,8 +69,8 @@ fn sizes(full: bool) -> Sizes {
         }
     } else {
         Sizes {
-            nodes: 50,
-            pods: 500,
+            nodes: 30,
+            pods: 300,
             clients: 16,
             idle: Duration::from_secs(10),
             keepalive: Duration::from_secs(5),
