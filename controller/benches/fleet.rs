@@ -55,6 +55,8 @@ struct Sizes {
     keepalive: Duration,
     /// How long the pods may take to reach their nodes before the bench fails.
     delivery_deadline: Duration,
+    /// How often the API is asked how many nodes are Ready and pods Running.
+    poll: Duration,
 }
 
 fn sizes(full: bool) -> Sizes {
@@ -66,6 +68,7 @@ fn sizes(full: bool) -> Sizes {
             idle: Duration::from_secs(60),
             keepalive: Duration::from_secs(60),
             delivery_deadline: Duration::from_secs(600),
+            poll: Duration::from_secs(3),
         }
     } else {
         Sizes {
@@ -75,6 +78,7 @@ fn sizes(full: bool) -> Sizes {
             idle: Duration::from_secs(10),
             keepalive: Duration::from_secs(5),
             delivery_deadline: Duration::from_secs(120),
+            poll: Duration::from_millis(500),
         }
     }
 }
@@ -545,7 +549,13 @@ fn count_ready(api: &Api, kind: &str) -> usize {
         .count()
 }
 
-fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> (usize, usize)) -> Duration {
+/// Polls `done` (have, want) every `poll` until have >= want; panics after `deadline`.
+fn wait_for(
+    what: &str,
+    deadline: Duration,
+    poll: Duration,
+    mut done: impl FnMut() -> (usize, usize),
+) -> Duration {
     let started = Instant::now();
     let mut progress = started;
     loop {
@@ -564,7 +574,7 @@ fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> (usize, us
             started.elapsed() < deadline,
             "{what}: only {have} of {want} after {deadline:?}"
         );
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(poll);
     }
 }
 
@@ -681,7 +691,7 @@ fn main() {
             i,
         ));
     }
-    let took = wait_for("nodes Ready", Duration::from_secs(300), || {
+    let took = wait_for("nodes Ready", Duration::from_secs(300), sizes.poll, || {
         (count_ready(&api, "Node"), sizes.nodes)
     });
     println!(
@@ -727,6 +737,7 @@ fn main() {
     let delivered_in = wait_for(
         "pods delivered to their nodes",
         sizes.delivery_deadline,
+        Duration::from_millis(100),
         || {
             let delivered = seen.delivered.lock().expect("lock");
             (
@@ -764,7 +775,8 @@ fn main() {
     print_window("apply", before_apply, after_apply, ticks, false);
 
     // The reports make the pods Running; then the cluster is idle.
-    let settled = wait_for("pods Running", sizes.delivery_deadline, || {
+    // Listing every pod is work for the controller too: not too often.
+    let settled = wait_for("pods Running", sizes.delivery_deadline, sizes.poll, || {
         (count_ready(&api, "Pod"), sizes.pods)
     });
     let after_settle = sample(pid);
