@@ -466,7 +466,7 @@ fn eviction_only_when_asked_for() {
         assert_eq!(on_n1.len(), 1, "{before:#?}");
         set_ready(&http, "n1", "Unknown", "8Gi");
         if evicts {
-            let after = eventually(Duration::from_secs(20), "a replacement on n2", || {
+            eventually(Duration::from_secs(20), "a replacement on n2", || {
                 let all = pods(&http, "default");
                 let old = all
                     .iter()
@@ -478,7 +478,6 @@ fn eviction_only_when_asked_for() {
                     == 2;
                 (!old["metadata"]["deletionTimestamp"].is_null() && replaced).then_some(())
             });
-            let _ = after;
         } else {
             std::thread::sleep(Duration::from_secs(4));
             let all = pods(&http, "default");
