@@ -308,7 +308,16 @@ fn scale_patches_replicas_with_kubectl_preconditions_and_get_rs_shows_them() {
     );
     assert_eq!(replicas(), 1);
 
-    let out = ok(&server.kelp(&["get", "rs"]));
+    // The ReplicaSet controller brings CURRENT to DESIRED (no node: none is ready).
+    let out = common::eventually(
+        std::time::Duration::from_secs(20),
+        "get rs showing 1 current replica",
+        || {
+            let out = ok(&server.kelp(&["get", "rs"]));
+            let web = table(&out).remove(0);
+            (web["CURRENT"] == "1").then_some(out)
+        },
+    );
     assert_eq!(header(&out), ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]);
     let web = table(&out).remove(0);
     assert_eq!(
@@ -318,7 +327,7 @@ fn scale_patches_replicas_with_kubectl_preconditions_and_get_rs_shows_them() {
             &web["CURRENT"][..],
             &web["READY"][..]
         ),
-        ("web", "1", "0", "0")
+        ("web", "1", "1", "0")
     );
     let out = ok(&server.kelp(&["get", "rs", "-o", "wide"]));
     assert_eq!(
@@ -359,7 +368,8 @@ fn drain_refuses_like_kubectl_then_deletes_and_waits() {
     let server = Server::start(&[]);
     apply(&server, &node("pi-1", Some("True")));
     apply(&server, &node("pi-2", Some("True")));
-    apply(&server, REPLICA_SET);
+    // No replicas of its own: the ReplicaSet controller would add pods to the node.
+    apply(&server, &REPLICA_SET.replace("replicas: 2", "replicas: 0"));
     apply(&server, DAEMON_SET);
     apply(
         &server,

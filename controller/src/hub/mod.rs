@@ -220,6 +220,9 @@ pub struct Hub {
     cluster_cidr: ClusterCidr,
     /// Per node: the digest of what was last published (or found too large).
     published: HashMap<String, u64>,
+    /// Per node: the fingerprint of the inputs of what was last published
+    /// (`project::project_changed`); a node whose inputs are unchanged is not projected.
+    inputs: HashMap<String, u64>,
     births: HashMap<String, Run>,
     reports: HashMap<String, Run>,
     statics: HashMap<String, Run>,
@@ -262,6 +265,7 @@ impl Hub {
             topics,
             cluster_cidr,
             published: HashMap::new(),
+            inputs: HashMap::new(),
             births: HashMap::new(),
             reports: HashMap::new(),
             statics: HashMap::new(),
@@ -289,6 +293,7 @@ impl Hub {
     /// and starts the grace period in which every node must be heard from again.
     pub fn forget_published(&mut self) {
         self.published.clear();
+        self.inputs.clear();
         self.heard.clear();
         self.connected_at = Instant::now();
     }
@@ -419,11 +424,14 @@ impl Hub {
         let (configmaps, r3) = self.store.list("ConfigMap", None);
         let (secrets, r4) = self.store.list("Secret", None);
         let revision = r1.max(r2).max(r3).max(r4);
-        let projections = project::project_all(&nodes, &pods, &configmaps, &secrets);
+        // Only nodes whose inputs changed since they were last published are projected.
+        let (all_nodes, projections) =
+            project::project_changed(&nodes, &pods, &configmaps, &secrets, &self.inputs);
         let mut retry = false;
-        for (node, objects) in &projections {
+        for (node, (inputs, objects)) in &projections {
             let digest = digest(objects);
             if self.published.get(node) == Some(&digest) {
+                self.inputs.insert(node.clone(), *inputs);
                 continue;
             }
             let topic = match self.topics.desired(node) {
@@ -442,11 +450,13 @@ impl Hub {
                     }
                     tracing::debug!(%node, revision, size, objects = objects.len(), "published desired state");
                     self.published.insert(node.clone(), digest);
+                    self.inputs.insert(node.clone(), *inputs);
                     self.set_too_large(node, None).await?;
                 }
                 Err(err @ (WireError::TooLarge { .. } | WireError::BodyTooLarge { .. })) => {
                     tracing::warn!(%node, error = %err, "desired state too large; not published");
                     self.published.insert(node.clone(), digest);
+                    self.inputs.insert(node.clone(), *inputs);
                     self.set_too_large(node, Some(err.to_string())).await?;
                 }
                 Err(err) => {
@@ -459,7 +469,7 @@ impl Hub {
         let gone: Vec<String> = self
             .published
             .keys()
-            .filter(|n| !projections.contains_key(*n))
+            .filter(|n| !all_nodes.contains(*n))
             .cloned()
             .collect();
         for node in gone {
@@ -478,6 +488,7 @@ impl Hub {
                 continue;
             }
             self.published.remove(&node);
+            self.inputs.remove(&node);
             self.births.remove(&node);
             self.reports.remove(&node);
             self.statics.remove(&node);
@@ -734,42 +745,62 @@ impl Hub {
     /// Writes each reported pod's status into its pod (when the pod of that UID is bound to
     /// the node).
     async fn apply_report(&self, reported: &Reported) -> Result<(), HubError> {
+        use futures_util::stream::{self, StreamExt};
         let node = self.store.get(&Key::new("Node", "", &reported.node));
         let host_ip = node
             .as_ref()
             .and_then(|n| status::internal_ip(&n.object).map(str::to_owned));
         let now = now();
         let mut seen = BTreeSet::new();
-        for report in &reported.pods {
-            if !seen.insert((report.namespace.clone(), report.name.clone())) {
-                continue;
+        let reports: Vec<&kelp_shared::wire::PodReport> = reported
+            .pods
+            .iter()
+            .filter(|r| seen.insert((r.namespace.as_str(), r.name.as_str())))
+            .collect();
+        // The pods' status writes go to the store together (one group commit), not one
+        // after another.
+        let mut writes = Vec::with_capacity(reports.len());
+        for report in reports {
+            writes.push(self.apply_pod_report(&reported.node, report, host_ip.as_deref(), &now));
+        }
+        let results: Vec<Result<(), HubError>> =
+            stream::iter(writes).buffer_unordered(64).collect().await;
+        results.into_iter().collect()
+    }
+
+    /// Writes one pod's status from its node's report (when it changed), retrying on a
+    /// conflicting write.
+    async fn apply_pod_report(
+        &self,
+        node: &str,
+        report: &kelp_shared::wire::PodReport,
+        host_ip: Option<&str>,
+        now: &str,
+    ) -> Result<(), HubError> {
+        let key = Key::new("Pod", &report.namespace, &report.name);
+        for _ in 0..3 {
+            let Some(pod) = self.store.get(&key) else {
+                break;
+            };
+            if pod.object["metadata"]["uid"].as_str() != Some(report.uid.as_str())
+                || pod.object["spec"]["nodeName"].as_str() != Some(node)
+            {
+                break;
             }
-            let key = Key::new("Pod", &report.namespace, &report.name);
-            for _ in 0..3 {
-                let Some(pod) = self.store.get(&key) else {
-                    break;
-                };
-                if pod.object["metadata"]["uid"].as_str() != Some(report.uid.as_str())
-                    || pod.object["spec"]["nodeName"].as_str() != Some(reported.node.as_str())
-                {
-                    break;
-                }
-                let new_status =
-                    status::pod_status(&pod.object["status"], report, host_ip.as_deref(), &now);
-                if new_status == pod.object["status"] {
-                    break;
-                }
-                let mut object = (*pod.object).clone();
-                object["status"] = new_status;
-                match self
-                    .store
-                    .update(key.clone(), object, Some(pod.revision), Durability::Relaxed)
-                    .await
-                {
-                    Ok(_) => break,
-                    Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound(_)) => continue,
-                    Err(err) => return Err(err.into()),
-                }
+            let new_status = status::pod_status(&pod.object["status"], report, host_ip, now);
+            if new_status == pod.object["status"] {
+                break;
+            }
+            let mut object = (*pod.object).clone();
+            object["status"] = new_status;
+            match self
+                .store
+                .update(key.clone(), object, Some(pod.revision), Durability::Relaxed)
+                .await
+            {
+                Ok(_) => break,
+                Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound(_)) => continue,
+                Err(err) => return Err(err.into()),
             }
         }
         Ok(())

@@ -7,7 +7,7 @@
 //! (`resourceVersion`, `managedFields`, the last-applied annotation, pod and node status)
 //! is left out, so a status write never republishes a desired state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::Value;
 
@@ -114,6 +114,50 @@ pub fn project_all(
     configmaps: &[Stored],
     secrets: &[Stored],
 ) -> BTreeMap<String, Projection> {
+    project_changed(nodes, pods, configmaps, secrets, &HashMap::new())
+        .1
+        .into_iter()
+        .map(|(node, (_, objects))| (node, objects))
+        .collect()
+}
+
+/// What a node's projection is made of, as one number: the revisions of its Node, of its
+/// pods and of the ConfigMaps and Secrets they use (and which of those are missing). Equal
+/// inputs give an equal projection, so a node whose inputs did not change need not be
+/// projected (cloned, trimmed, serialised) again.
+fn fingerprint(
+    node: &Stored,
+    pods: &[&Stored],
+    wanted: &[(bool, NsName)],
+    configmaps: &BTreeMap<NsName, &Stored>,
+    secrets: &BTreeMap<NsName, &Stored>,
+) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    node.revision.hash(&mut hasher);
+    for pod in pods {
+        (&pod.key.namespace, &pod.key.name, pod.revision).hash(&mut hasher);
+    }
+    for (is_secret, key) in wanted {
+        let found = if *is_secret {
+            secrets.get(key)
+        } else {
+            configmaps.get(key)
+        };
+        (is_secret, key, found.map(|s| s.revision)).hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+/// Every node's name, and the projections of the nodes whose inputs' fingerprint differs
+/// from `seen` (node name → fingerprint), with their new fingerprints.
+pub fn project_changed(
+    nodes: &[Stored],
+    pods: &[Stored],
+    configmaps: &[Stored],
+    secrets: &[Stored],
+    seen: &HashMap<String, u64>,
+) -> (BTreeSet<String>, BTreeMap<String, (u64, Projection)>) {
     let configmaps: BTreeMap<NsName, &Stored> =
         configmaps.iter().map(|s| (ns_name(s), s)).collect();
     let secrets: BTreeMap<NsName, &Stored> = secrets.iter().map(|s| (ns_name(s), s)).collect();
@@ -133,18 +177,30 @@ pub fn project_all(
         }
     }
     let mut out = BTreeMap::new();
+    let mut names = BTreeSet::new();
     for node in nodes {
         let name = node.key.name.as_str();
-        let mut objects = vec![trimmed(&node.object, false)];
+        names.insert(name.to_owned());
+        let node_pods = by_node.get(name).map(Vec::as_slice).unwrap_or(&[]);
         let mut wanted_cms = BTreeSet::new();
         let mut wanted_secrets = BTreeSet::new();
-        for pod in by_node.get(name).map(Vec::as_slice).unwrap_or(&[]) {
-            objects.push(trimmed(&pod.object, false));
+        for pod in node_pods {
             let (cms, secs) = references(&pod.object);
             let ns = &pod.key.namespace;
             wanted_cms.extend(cms.into_iter().map(|n| (ns.clone(), n)));
             wanted_secrets.extend(secs.into_iter().map(|n| (ns.clone(), n)));
         }
+        let wanted: Vec<(bool, NsName)> = wanted_cms
+            .iter()
+            .map(|k| (false, k.clone()))
+            .chain(wanted_secrets.iter().map(|k| (true, k.clone())))
+            .collect();
+        let print = fingerprint(node, node_pods, &wanted, &configmaps, &secrets);
+        if seen.get(name) == Some(&print) {
+            continue;
+        }
+        let mut objects = vec![trimmed(&node.object, false)];
+        objects.extend(node_pods.iter().map(|pod| trimmed(&pod.object, false)));
         // A reference to an object that does not exist is the agent's to report (the pod
         // waits, as with the kubelet); it is simply not sent.
         objects.extend(
@@ -159,9 +215,9 @@ pub fn project_all(
                 .filter_map(|key| secrets.get(key))
                 .map(|secret| trimmed(&secret.object, true)),
         );
-        out.insert(name.to_owned(), objects);
+        out.insert(name.to_owned(), (print, objects));
     }
-    out
+    (names, out)
 }
 
 #[cfg(test)]

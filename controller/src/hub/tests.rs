@@ -176,16 +176,17 @@ async fn publishes_signed_desired_state_on_change_only() {
     assert!(!f.hub.sync(&out).await.unwrap());
     assert_eq!(out.take()[0].0, "kelp/v1/nodes/pi-2/desired");
 
-    // A deleted node's retained desired state is cleared.
+    // A deleted (removed) node's retained topics are cleared.
     f.store
         .delete(Key::new("Node", "", "pi-2"), None, Durability::Durable)
         .await
         .unwrap();
     f.hub.sync(&out).await.unwrap();
-    assert_eq!(
-        out.take(),
-        vec![("kelp/v1/nodes/pi-2/desired".to_owned(), Vec::new())]
-    );
+    let cleared: Vec<(String, Vec<u8>)> = ["desired", "status", "reported", "static"]
+        .iter()
+        .map(|t| (format!("kelp/v1/nodes/pi-2/{t}"), Vec::new()))
+        .collect();
+    assert_eq!(out.take(), cleared);
 }
 
 #[tokio::test]
