@@ -427,7 +427,10 @@ impl Server {
             .arg("--write-config")
             .arg(&self.config)
             .args(&self.args)
-            .env("KELP_LOG", "info")
+            .env(
+                "KELP_LOG",
+                std::env::var("KELP_TEST_SERVER_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(log)
             .stdin(Stdio::null())

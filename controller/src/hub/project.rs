@@ -103,6 +103,18 @@ pub fn trimmed(object: &Value, keep_status: bool) -> Value {
     out
 }
 
+/// The Node as its agent gets it: without what only the scheduler reads (`spec.taints`,
+/// `spec.unschedulable`), so that a readiness taint coming and going (a link that drops)
+/// or a cordon sends the node nothing.
+fn node_for_agent(node: &Value) -> Value {
+    let mut out = trimmed(node, false);
+    if let Some(spec) = out.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("taints");
+        spec.remove("unschedulable");
+    }
+    out
+}
+
 fn ns_name(stored: &Stored) -> NsName {
     (stored.key.namespace.clone(), stored.key.name.clone())
 }
@@ -199,7 +211,7 @@ pub fn project_changed(
         if seen.get(name) == Some(&print) {
             continue;
         }
-        let mut objects = vec![trimmed(&node.object, false)];
+        let mut objects = vec![node_for_agent(&node.object)];
         objects.extend(node_pods.iter().map(|pod| trimmed(&pod.object, false)));
         // A reference to an object that does not exist is the agent's to report (the pod
         // waits, as with the kubelet); it is simply not sent.
@@ -289,6 +301,18 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn taints_and_cordons_are_not_sent_to_the_node() {
+        let mut n = node("pi-1");
+        Arc::make_mut(&mut n.object)["spec"]["taints"] =
+            json!([{"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"}]);
+        Arc::make_mut(&mut n.object)["spec"]["unschedulable"] = json!(true);
+        let out = project_all(&[n], &[], &[], &[]);
+        let spec = &out["pi-1"][0]["spec"];
+        assert!(spec.get("taints").is_none() && spec.get("unschedulable").is_none());
+        assert_eq!(spec["podCIDR"], "10.42.0.0/24");
     }
 
     #[test]
