@@ -75,24 +75,36 @@ fn manual_lines(info: &Value, user: &str, password: &str, role: &Role) -> Option
     ))
 }
 
-fn add_inner(ctx: &Context, args: &NodeAddArgs) -> Result<(PathBuf, Option<String>), ApiError> {
-    let name = args.name.as_str();
-    check_node_name(name).map_err(|e| ApiError::Other(e.to_string()))?;
+/// The file to write (`-o`, or `NAME.SUFFIX`), refused when it exists: `what` says what it
+/// would have overwritten.
+fn new_output(args: &NodeAddArgs, suffix: &str, what: &str) -> Result<PathBuf, ApiError> {
     let output = args
         .output
         .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{name}.join.yaml")));
+        .unwrap_or_else(|| PathBuf::from(format!("{}.{suffix}", args.name)));
     if output.exists() {
         return Err(ApiError::Other(format!(
-            "{} exists: not overwriting a join file",
+            "{} exists: not overwriting {what}",
             output.display()
         )));
     }
-    let client = ctx.client()?;
-    let info = client.get(
+    Ok(output)
+}
+
+/// The cluster info ConfigMap the server writes (cluster id, key, broker URL and kind).
+fn cluster_info(client: &super::client::Client) -> Result<Value, ApiError> {
+    client.get(
         &format!("/api/v1/namespaces/{CLUSTER_INFO_NAMESPACE}/configmaps/{CLUSTER_INFO}"),
         &[],
-    )?;
+    )
+}
+
+fn add_inner(ctx: &Context, args: &NodeAddArgs) -> Result<(PathBuf, Option<String>), ApiError> {
+    let name = args.name.as_str();
+    check_node_name(name).map_err(|e| ApiError::Other(e.to_string()))?;
+    let output = new_output(args, "join.yaml", "a join file")?;
+    let client = ctx.client()?;
+    let info = cluster_info(client)?;
     let password = random_secret();
     let mut join = JoinFile {
         broker_url: info_field(&info, "brokerUrl")?.to_owned(),
@@ -226,21 +238,9 @@ pub fn add_observer(ctx: &Context, args: &NodeAddArgs) -> ExitCode {
     report((|| {
         let name = args.name.as_str();
         check_node_name(name).map_err(|e| ApiError::Other(format!("observer name: {e}")))?;
-        let output = args
-            .output
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("{name}.observer.yaml")));
-        if output.exists() {
-            return Err(ApiError::Other(format!(
-                "{} exists: not overwriting a credentials file",
-                output.display()
-            )));
-        }
+        let output = new_output(args, "observer.yaml", "a credentials file")?;
         let client = ctx.client()?;
-        let info = client.get(
-            &format!("/api/v1/namespaces/{CLUSTER_INFO_NAMESPACE}/configmaps/{CLUSTER_INFO}"),
-            &[],
-        )?;
+        let info = cluster_info(client)?;
         let user = observer_user(name);
         let password = random_secret();
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
