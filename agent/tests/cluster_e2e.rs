@@ -113,6 +113,17 @@ fn wait_node_ready(node: &Node, server: &Server) {
     });
 }
 
+/// Waits until `kelp get pods` shows pod web Running (`what` names the wait).
+fn wait_web_running(node: &Node, server: &Server, what: &str) {
+    node.wait_for(what, Duration::from_secs(90), |_| {
+        let out = server.kelp(&["get", "pods"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.starts_with("web ") && l.contains("Running"))
+            .then_some(())
+    });
+}
+
 /// The node's bridge and nftables table, removed on drop.
 struct Bridge(String);
 
@@ -759,13 +770,7 @@ fn controller_and_node_speak_tls_to_an_external_broker() {
     wait_node_ready(&node, &server);
     let pod = sleeping_web_pod();
     server.apply(&node.base, "web", &pod);
-    node.wait_for("web Running over TLS", Duration::from_secs(90), |_| {
-        let out = server.kelp(&["get", "pods"]);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .any(|l| l.starts_with("web ") && l.contains("Running"))
-            .then_some(())
-    });
+    wait_web_running(&node, &server, "web Running over TLS");
     server.ok(&["delete", "pod", "web"]);
 }
 
@@ -1077,13 +1082,7 @@ fn embedded_broker_serves_nodes_over_tls() {
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\nstringData:\n  t: x\n",
     );
     server.apply(&node.base, "web", &sleeping_web_pod());
-    node.wait_for("web Running over TLS", Duration::from_secs(90), |_| {
-        let out = server.kelp(&["get", "pods"]);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .any(|l| l.starts_with("web ") && l.contains("Running"))
-            .then_some(())
-    });
+    wait_web_running(&node, &server, "web Running over TLS");
     server.ok(&["delete", "pod", "web"]);
 }
 
@@ -1142,16 +1141,6 @@ fn a_node_logs_in_to_mosquitto_with_a_client_certificate() {
     node.start_agent();
     wait_node_ready(&node, &server);
     server.apply(&node.base, "web", &sleeping_web_pod());
-    node.wait_for(
-        "web Running with a certificate login",
-        Duration::from_secs(90),
-        |_| {
-            let out = server.kelp(&["get", "pods"]);
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .any(|l| l.starts_with("web ") && l.contains("Running"))
-                .then_some(())
-        },
-    );
+    wait_web_running(&node, &server, "web Running with a certificate login");
     server.ok(&["delete", "pod", "web"]);
 }

@@ -27,6 +27,8 @@
 //! - controller CPU (utime + stime) and RSS (VmRSS, VmHWM): no hard target; the expectation is
 //!   stated beside them (DESIGN.md: one controller on 2 cores holds 10,000 nodes).
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -35,6 +37,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use common::{percentile, verdict};
 
 use kelp_shared::wire::{
     AddressKind, Birth, BootId, ClusterId, ContainerReport, ContainerState, DesiredState, Envelope,
@@ -578,24 +582,8 @@ fn wait_for(
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1e3)
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "ok"
-    } else {
-        "OVER BUDGET"
-    }
 }
 
 /// CPU, RSS and disk writes between two samples, printed.

@@ -15,9 +15,13 @@
 //!   not amplify writes (k3s wears SD cards at 6-10 kB/s). Sequential durable updates (one
 //!   commit each) and relaxed updates are printed beside it for comparison.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use common::{percentile, verdict};
 
 use kelp_controller::store::{Durability, Key, Store, StoreOptions};
 use serde_json::{json, Value};
@@ -79,24 +83,8 @@ fn pod(name: &str, generation: u64) -> Value {
     })
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "ok"
-    } else {
-        "OVER BUDGET"
-    }
 }
 
 /// `(write_bytes, wchar)` from /proc/self/io: bytes this process sent to the block layer
