@@ -5,6 +5,7 @@
 //! 10 s idle window, 5 s keepalive); `KELP_BENCH_FULL=1` the size (1,000 nodes,
 //! 10,000 pods, one idle minute, the default 60 s keepalive). The controller's data dir goes
 //! in a temporary directory under `KELP_BENCH_DIR` (default: the system temp dir).
+//! `KELP_BENCH_NODES` and `KELP_BENCH_PODS` override the counts (sizes in between, to profile).
 //!
 //! What runs: Mosquitto (`/usr/sbin/mosquitto`) on a free loopback port with
 //! `allow_anonymous true` — acceptable for a benchmark on 127.0.0.1 only, never for a fleet
@@ -613,7 +614,19 @@ fn print_window(label: &str, a: ProcSample, b: ProcSample, ticks: f64, disk_targ
 
 fn main() {
     let full = std::env::var("KELP_BENCH_FULL").is_ok_and(|v| v == "1");
-    let sizes = sizes(full);
+    let mut sizes = sizes(full);
+    // KELP_BENCH_NODES / KELP_BENCH_PODS: sizes in between, for profiling.
+    let number = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    if let Some(nodes) = number("KELP_BENCH_NODES") {
+        sizes.nodes = nodes;
+    }
+    if let Some(pods) = number("KELP_BENCH_PODS") {
+        sizes.pods = pods;
+    }
     let base = std::env::var_os("KELP_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);

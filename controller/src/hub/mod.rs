@@ -583,26 +583,77 @@ impl Hub {
     /// Handles one message from a node's `status`, `reported` or `events` topic. Anything
     /// foreign, malformed, stale or addressed wrongly is dropped (logged at debug level).
     pub async fn handle(&mut self, topic: &str, payload: &[u8]) -> Result<(), HubError> {
-        let Some((node, topic_kind)) = self.topics.parse(topic) else {
-            return Ok(());
-        };
+        match self.decode(topic, payload) {
+            Some((node, incoming)) => self.dispatch(&node, incoming).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Handles messages taken off the link together. Each node's reports are coalesced — a
+    /// report is the node's whole state, so only its newest counts — and the reports of all
+    /// nodes are applied together (their status writes share group commits, and the Pod
+    /// store is read once for finished deletions), after the batch's other messages, which
+    /// keep their order. A message that cannot be applied is logged; only a closed store
+    /// ends the batch with an error.
+    pub async fn handle_batch(&mut self, messages: Vec<(String, Vec<u8>)>) -> Result<(), HubError> {
+        let mut reports: Vec<Reported> = Vec::new();
+        let mut report_of: HashMap<String, usize> = HashMap::new();
+        let mut later: Vec<(String, Incoming)> = Vec::new();
+        for (topic, payload) in messages {
+            let Some((node, incoming)) = self.decode(&topic, &payload) else {
+                continue;
+            };
+            match incoming {
+                Incoming::Reported(reported) if reported.node == node => {
+                    match report_of.get(&node) {
+                        Some(&i) if older(&reported, &reports[i]) => {}
+                        Some(&i) => reports[i] = reported,
+                        None => {
+                            report_of.insert(node, reports.len());
+                            reports.push(reported);
+                        }
+                    }
+                }
+                // Static pods after the reports: mirror pods take their status from the
+                // node's latest report.
+                incoming @ Incoming::Static(_) => later.push((node, incoming)),
+                incoming => {
+                    let result = self.dispatch(&node, incoming).await;
+                    logged(&topic, result)?;
+                }
+            }
+        }
+        if !reports.is_empty() {
+            logged("reported", self.on_reports(reports).await)?;
+        }
+        for (node, incoming) in later {
+            let result = self.dispatch(&node, incoming).await;
+            logged(&node, result)?;
+        }
+        Ok(())
+    }
+
+    /// Decodes a node's message: the node it comes from (by its topic) and what it says;
+    /// `None` for a message to drop (the reason logged at debug level).
+    fn decode(&mut self, topic: &str, payload: &[u8]) -> Option<(String, Incoming)> {
+        let (node, topic_kind) = self.topics.parse(topic)?;
         if payload.is_empty() {
-            return Ok(());
+            return None;
         }
         let envelope = match Envelope::decode(payload) {
             Ok(envelope) => envelope,
             Err(err) => {
                 tracing::debug!(%topic, error = %err, "dropping undecodable message");
-                return Ok(());
+                return None;
             }
         };
         if envelope.cluster != self.identity.cluster_id {
             tracing::debug!(%topic, cluster = %envelope.cluster, "dropping another cluster's message");
-            return Ok(());
+            return None;
         }
         if !topic_kind.carries(envelope.kind) {
             tracing::debug!(%topic, kind = ?envelope.kind, "dropping a message on the wrong topic");
-            return Ok(());
+            return None;
         }
         let incoming = match (topic_kind, envelope.kind) {
             (TopicKind::Status, MessageKind::Birth) => envelope.open().map(Incoming::Birth),
@@ -611,34 +662,39 @@ impl Hub {
             (TopicKind::Reported, MessageKind::Reported) => envelope.open().map(Incoming::Reported),
             (TopicKind::Static, MessageKind::StaticPods) => envelope.open().map(Incoming::Static),
             (TopicKind::Events, MessageKind::Events) => envelope.open().map(Incoming::Events),
-            _ => return Ok(()),
+            _ => return None,
         };
-        if incoming.is_ok() {
-            self.heard.insert(node.to_owned(), Instant::now());
-        }
         match incoming {
-            Ok(Incoming::Birth(birth)) if birth.node == node => self.on_birth(birth).await,
-            Ok(Incoming::Offline(offline)) if offline.node == node => {
-                self.on_offline(offline).await
-            }
-            Ok(Incoming::Heartbeat(beat)) if beat.node == node => self.on_heartbeat(beat).await,
-            Ok(Incoming::Reported(reported)) if reported.node == node => {
-                self.on_reported(reported).await
-            }
-            Ok(Incoming::Static(pods)) if pods.node == node => self.on_static(pods).await,
-            // A batch names no node: the topic does (the broker's ACL lets a node write only
-            // its own).
-            Ok(Incoming::Events(batch)) => {
-                let outcome = self.events.record_batch(&node, &batch, chrono::Utc::now());
-                tracing::debug!(%node, seq = batch.seq, events = batch.events.len(), ?outcome, "events");
-                Ok(())
-            }
-            Ok(_) => {
-                tracing::debug!(%topic, "dropping a message naming another node");
-                Ok(())
+            Ok(incoming) => {
+                self.heard.insert(node.to_owned(), Instant::now());
+                Some((node.to_owned(), incoming))
             }
             Err(err) => {
                 tracing::debug!(%topic, error = %err, "dropping malformed message");
+                None
+            }
+        }
+    }
+
+    /// Applies one decoded message of `node`.
+    async fn dispatch(&mut self, node: &str, incoming: Incoming) -> Result<(), HubError> {
+        match incoming {
+            Incoming::Birth(birth) if birth.node == node => self.on_birth(birth).await,
+            Incoming::Offline(offline) if offline.node == node => self.on_offline(offline).await,
+            Incoming::Heartbeat(beat) if beat.node == node => self.on_heartbeat(beat).await,
+            Incoming::Reported(reported) if reported.node == node => {
+                self.on_reports(vec![reported]).await
+            }
+            Incoming::Static(pods) if pods.node == node => self.on_static(pods).await,
+            // A batch names no node: the topic does (the broker's ACL lets a node write only
+            // its own).
+            Incoming::Events(batch) => {
+                let outcome = self.events.record_batch(node, &batch, chrono::Utc::now());
+                tracing::debug!(%node, seq = batch.seq, events = batch.events.len(), ?outcome, "events");
+                Ok(())
+            }
+            _ => {
+                tracing::debug!(%node, "dropping a message naming another node");
                 Ok(())
             }
         }
@@ -725,21 +781,33 @@ impl Hub {
         Ok(())
     }
 
-    async fn on_reported(&mut self, reported: Reported) -> Result<(), HubError> {
-        let run = (reported.boot_id, reported.agent_start_unix_ms, reported.seq);
-        if let Some(prev) = self.reports.get(&reported.node) {
-            // Within one agent run, messages are ordered by sequence; across runs the broker's
-            // order stands (a second agent with the node's name is refused by the first, which
-            // then publishes again).
-            if prev.0 == run.0 && (run.1, run.2) < (prev.1, prev.2) {
-                return Ok(());
+    /// Applies nodes' reports (at most one per node): each pod's status, then the deletions
+    /// the reports finish.
+    async fn on_reports(&mut self, reports: Vec<Reported>) -> Result<(), HubError> {
+        use futures_util::stream::{self, StreamExt};
+        let mut fresh = Vec::with_capacity(reports.len());
+        for reported in reports {
+            let run = (reported.boot_id, reported.agent_start_unix_ms, reported.seq);
+            if let Some(prev) = self.reports.get(&reported.node) {
+                // Within one agent run, messages are ordered by sequence; across runs the
+                // broker's order stands (a second agent with the node's name is refused by
+                // the first, which then publishes again).
+                if prev.0 == run.0 && (run.1, run.2) < (prev.1, prev.2) {
+                    continue;
+                }
             }
+            self.reports.insert(reported.node.clone(), run);
+            fresh.push(reported);
         }
-        self.reports.insert(reported.node.clone(), run);
-        self.apply_report(&reported).await?;
-        self.finish_deletions(&reported).await?;
-        self.last_reports.insert(reported.node.clone(), reported);
-        Ok(())
+        let writes: Vec<_> = fresh.iter().map(|r| self.apply_report(r)).collect();
+        let results: Vec<Result<(), HubError>> =
+            stream::iter(writes).buffer_unordered(16).collect().await;
+        let outcome: Result<(), HubError> = results.into_iter().collect();
+        self.finish_deletions(&fresh).await?;
+        for reported in fresh {
+            self.last_reports.insert(reported.node.clone(), reported);
+        }
+        outcome
     }
 
     /// Writes each reported pod's status into its pod (when the pod of that UID is bound to
@@ -907,43 +975,73 @@ impl Hub {
 
     /// A pod deleted in the API stays Terminating until its node reports it gone; then (with
     /// no finalizers left) it is removed from the store.
-    async fn finish_deletions(&mut self, reported: &Reported) -> Result<(), HubError> {
-        let on_node: BTreeSet<&str> = reported.pods.iter().map(|p| p.uid.as_str()).collect();
+    async fn finish_deletions(&self, reports: &[Reported]) -> Result<(), HubError> {
+        use futures_util::stream::{self, StreamExt};
+        if reports.is_empty() {
+            return Ok(());
+        }
+        let on_node: HashMap<&str, BTreeSet<&str>> = reports
+            .iter()
+            .map(|r| {
+                let uids = r.pods.iter().map(|p| p.uid.as_str()).collect();
+                (r.node.as_str(), uids)
+            })
+            .collect();
         let (pods, _) = self.store.list("Pod", None);
-        for pod in pods {
+        let finished = pods.into_iter().filter(|pod| {
             let o = &pod.object;
-            let terminating = o.pointer("/metadata/deletionTimestamp").is_some();
-            let here = o.pointer("/spec/nodeName").and_then(|n| n.as_str())
-                == Some(reported.node.as_str());
-            let finalizers = o
-                .pointer("/metadata/finalizers")
-                .and_then(|f| f.as_array())
-                .is_some_and(|f| !f.is_empty());
+            if o.pointer("/metadata/deletionTimestamp").is_none()
+                || o.pointer("/metadata/finalizers")
+                    .and_then(|f| f.as_array())
+                    .is_some_and(|f| !f.is_empty())
+            {
+                return false;
+            }
+            let Some(there) = o
+                .pointer("/spec/nodeName")
+                .and_then(|n| n.as_str())
+                .and_then(|n| on_node.get(n))
+            else {
+                return false;
+            };
             let uid = o
                 .pointer("/metadata/uid")
                 .and_then(|u| u.as_str())
                 .unwrap_or("");
-            if terminating && here && !finalizers && !on_node.contains(uid) {
-                let key = Key::new(
-                    "Pod",
-                    o.pointer("/metadata/namespace")
-                        .and_then(|n| n.as_str())
-                        .unwrap_or("default"),
-                    o.pointer("/metadata/name")
-                        .and_then(|n| n.as_str())
-                        .unwrap_or(""),
-                );
-                match self
-                    .store
-                    .delete(key, Some(pod.revision), Durability::Durable)
-                    .await
-                {
-                    Ok(_) | Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound(_)) => {}
-                    Err(err) => return Err(err.into()),
-                }
-            }
+            !there.contains(uid)
+        });
+        let deletes: Vec<_> = finished
+            .map(|pod| {
+                self.store
+                    .delete(pod.key, Some(pod.revision), Durability::Durable)
+            })
+            .collect();
+        let results: Vec<Result<(), HubError>> = stream::iter(deletes)
+            .buffer_unordered(64)
+            .map(|result| match result {
+                Ok(_) | Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound(_)) => Ok(()),
+                Err(err) => Err(err.into()),
+            })
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+}
+
+/// Whether report `a` is older than `b` of the same node (same agent run, lower sequence).
+fn older(a: &Reported, b: &Reported) -> bool {
+    a.boot_id == b.boot_id && (a.agent_start_unix_ms, a.seq) < (b.agent_start_unix_ms, b.seq)
+}
+
+/// Logs a message's failure to apply; only a closed store is passed on.
+fn logged(what: &str, result: Result<(), HubError>) -> Result<(), HubError> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(err @ HubError::Store(StoreError::Closed)) => Err(err),
+        Err(err) => {
+            tracing::warn!(topic = %what, error = %err, "cannot apply a node's message");
+            Ok(())
         }
-        Ok(())
     }
 }
 
@@ -1156,6 +1254,9 @@ pub async fn start(
 const RELEVANT: [&str; 4] = ["Node", "Pod", "ConfigMap", "Secret"];
 
 /// The hub task: follows the store and the link until the store closes.
+/// The most messages handled in one batch.
+const MAX_BATCH: usize = 4096;
+
 async fn run(
     mut hub: Hub,
     store: Store,
@@ -1205,14 +1306,31 @@ async fn run(
                     due = Some(Instant::now());
                 }
                 Some(LinkEvent::Message { topic, payload }) => {
-                    if node_requests.deliver(&topic, &payload) {
-                        continue;
-                    }
-                    if let Err(err) = hub.handle(&topic, &payload).await {
-                        if matches!(err, HubError::Store(StoreError::Closed)) {
-                            return Ok(());
+                    // Every message waiting is handled in one batch (see Hub::handle_batch):
+                    // a busy fleet's reports are coalesced and written together.
+                    let mut batch = Vec::new();
+                    let mut connected = false;
+                    let mut next = Some((topic, payload));
+                    while let Some((topic, payload)) = next.take() {
+                        if !node_requests.deliver(&topic, &payload) {
+                            batch.push((topic, payload));
                         }
-                        tracing::warn!(%topic, error = %err, "cannot apply a node's message");
+                        if batch.len() >= MAX_BATCH {
+                            break;
+                        }
+                        match events.try_recv() {
+                            Ok(LinkEvent::Message { topic, payload }) => next = Some((topic, payload)),
+                            Ok(LinkEvent::Connected) => connected = true,
+                            Err(_) => {}
+                        }
+                    }
+                    if let Err(HubError::Store(StoreError::Closed)) = hub.handle_batch(batch).await {
+                        return Ok(());
+                    }
+                    if connected {
+                        tracing::info!("connected to the MQTT broker");
+                        hub.forget_published();
+                        due = Some(Instant::now());
                     }
                 }
             },

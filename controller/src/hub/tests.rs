@@ -512,6 +512,29 @@ async fn births_wills_and_reports_reach_the_store() {
         .unwrap();
     let p = f.store.get(&Key::new("Pod", "default", "web")).unwrap();
     assert_eq!(p.object["status"]["phase"], "Running");
+
+    // In one batch a node's newest report wins, whatever the order it came in; the rest of
+    // the batch (a birth of another node) is applied too.
+    let mut newest = report("uid-web", 5);
+    newest.pods[0].phase = PodPhase::Succeeded;
+    let mut between = report("uid-web", 4);
+    between.pods[0].phase = PodPhase::Failed;
+    let topic = "kelp/v1/nodes/pi-1/reported".to_owned();
+    f.hub
+        .handle_batch(vec![
+            (topic.clone(), sealed(cluster, &newest)),
+            (
+                "kelp/v1/nodes/pi-5/status".into(),
+                sealed(cluster, &birth("pi-5", 1)),
+            ),
+            (topic.clone(), sealed(cluster, &between)),
+            (topic, b"garbage".to_vec()),
+        ])
+        .await
+        .unwrap();
+    let p = f.store.get(&Key::new("Pod", "default", "web")).unwrap();
+    assert_eq!(p.object["status"]["phase"], "Succeeded");
+    assert!(f.store.get(&Key::new("Node", "", "pi-5")).is_some());
 }
 
 #[tokio::test]
