@@ -65,6 +65,9 @@ async fn run(state: Arc<ApiState>, options: Options) {
     let mut resync = tokio::time::interval(options.resync);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut due: Option<Instant> = Some(Instant::now());
+    // How long the last round took: the next one waits at least as long after a change, so
+    // that on a large, busy store the controllers take at most about half of a core.
+    let mut last_took = Duration::ZERO;
     loop {
         let wait = async {
             match due {
@@ -77,7 +80,7 @@ async fn run(state: Arc<ApiState>, options: Options) {
                 Some(change) => {
                     let kind = change.object.key.kind.as_str();
                     if due.is_none() && (FOLLOWED.contains(&kind) || has_owner(&change.object.object)) {
-                        due = Some(Instant::now() + options.debounce);
+                        due = Some(Instant::now() + options.debounce.max(last_took));
                     }
                 }
                 None => {
@@ -95,7 +98,10 @@ async fn run(state: Arc<ApiState>, options: Options) {
             }
             () = wait => {
                 due = None;
-                match round(&state, &options).await {
+                let started = Instant::now();
+                let result = round(&state, &options).await;
+                last_took = started.elapsed();
+                match result {
                     Ok(()) => {}
                     Err(StoreError::Closed) => return,
                     Err(err) => {

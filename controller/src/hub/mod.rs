@@ -1271,6 +1271,9 @@ async fn run(
         Err(err) => return Err(err.into()),
     };
     let mut due: Option<Instant> = Some(Instant::now());
+    // How long the last sync took: the next waits at least that long after a change, so that
+    // with a large store syncing leaves the hub time for the nodes' messages.
+    let mut last_sync = Duration::ZERO;
     let mut silence = tokio::time::interval((hub.node_grace / 4).max(Duration::from_millis(100)));
     silence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -1284,7 +1287,7 @@ async fn run(
             change = watch.next() => match change {
                 Some(change) => {
                     if RELEVANT.contains(&change.object.key.kind.as_str()) && due.is_none() {
-                        due = Some(Instant::now() + debounce);
+                        due = Some(Instant::now() + debounce.max(last_sync));
                     }
                 }
                 None => {
@@ -1343,9 +1346,12 @@ async fn run(
             }
             () = wait => {
                 due = None;
-                match hub.sync(&client).await {
+                let started = Instant::now();
+                let result = hub.sync(&client).await;
+                last_sync = started.elapsed();
+                match result {
                     Ok(false) => {}
-                    Ok(true) => due = Some(Instant::now() + debounce),
+                    Ok(true) => due = Some(Instant::now() + debounce.max(last_sync)),
                     Err(HubError::Store(StoreError::Closed)) => return Ok(()),
                     Err(err) => {
                         tracing::warn!(error = %err, "cannot publish desired state; retrying");
