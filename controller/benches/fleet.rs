@@ -208,7 +208,13 @@ impl Api {
             .run(req)
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let code = resp.status().as_u16();
-        let text = resp.into_body().read_to_string().unwrap_or_default();
+        // A list of 10,000 pods is larger than ureq's default 10 MB body limit.
+        let text = resp
+            .into_body()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_string()
+            .unwrap_or_else(|e| panic!("{method} {path}: reading the body: {e}"));
         (code, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 }

@@ -31,6 +31,13 @@ fn pod_key(pod: &Stored) -> String {
 
 /// One round: places every pending pod.
 pub async fn reconcile(state: &ApiState) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    let result = place(state).await;
+    tracing::debug!(took = ?started.elapsed(), "scheduling round");
+    result
+}
+
+async fn place(state: &ApiState) -> Result<(), StoreError> {
     let (pods, _) = state.store.list("Pod", None);
     let mut pending: Vec<&Stored> = pods
         .iter()

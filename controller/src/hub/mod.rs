@@ -169,7 +169,7 @@ pub fn encode_desired(
     identity: &Identity,
     node: &str,
     revision: Revision,
-    objects: &[Value],
+    objects: &[std::sync::Arc<[u8]>],
 ) -> Result<Vec<u8>, WireError> {
     let desired = DesiredState {
         generation: Generation {
@@ -177,20 +177,17 @@ pub fn encode_desired(
             revision,
         },
         node: node.to_owned(),
-        objects_json: objects
-            .iter()
-            .map(|o| serde_json::to_vec(o).expect("JSON values serialize"))
-            .collect(),
+        objects_json: objects.iter().map(|o| o.to_vec()).collect(),
     };
     let mut envelope = Envelope::seal_message(identity.cluster_id, &desired, true)?;
     sign(&mut envelope, &identity.key);
     Ok(envelope.encode())
 }
 
-fn digest(objects: &[Value]) -> u64 {
+fn digest(objects: &[std::sync::Arc<[u8]>]) -> u64 {
     let mut hasher = DefaultHasher::new();
     for object in objects {
-        object.to_string().hash(&mut hasher);
+        object.hash(&mut hasher);
     }
     hasher.finish()
 }
@@ -223,6 +220,8 @@ pub struct Hub {
     /// Per node: the fingerprint of the inputs of what was last published
     /// (`project::project_changed`); a node whose inputs are unchanged is not projected.
     inputs: HashMap<String, u64>,
+    /// Objects as nodes get them, serialised, reused while their revision is unchanged.
+    cache: project::Cache,
     births: HashMap<String, Run>,
     reports: HashMap<String, Run>,
     statics: HashMap<String, Run>,
@@ -266,6 +265,7 @@ impl Hub {
             cluster_cidr,
             published: HashMap::new(),
             inputs: HashMap::new(),
+            cache: project::Cache::default(),
             births: HashMap::new(),
             reports: HashMap::new(),
             statics: HashMap::new(),
@@ -425,8 +425,14 @@ impl Hub {
         let (secrets, r4) = self.store.list("Secret", None);
         let revision = r1.max(r2).max(r3).max(r4);
         // Only nodes whose inputs changed since they were last published are projected.
-        let (all_nodes, projections) =
-            project::project_changed(&nodes, &pods, &configmaps, &secrets, &self.inputs);
+        let (all_nodes, projections) = project::project_changed(
+            &nodes,
+            &pods,
+            &configmaps,
+            &secrets,
+            &self.inputs,
+            &mut self.cache,
+        );
         let mut retry = false;
         for (node, (inputs, objects)) in &projections {
             let digest = digest(objects);
@@ -1327,7 +1333,10 @@ async fn run(
                             Err(_) => {}
                         }
                     }
-                    if let Err(HubError::Store(StoreError::Closed)) = hub.handle_batch(batch).await {
+                    let (size, started) = (batch.len(), Instant::now());
+                    let result = hub.handle_batch(batch).await;
+                    tracing::debug!(size, took = ?started.elapsed(), "hub batch");
+                    if let Err(HubError::Store(StoreError::Closed)) = result {
                         return Ok(());
                     }
                     if connected {
@@ -1349,6 +1358,7 @@ async fn run(
                 let started = Instant::now();
                 let result = hub.sync(&client).await;
                 last_sync = started.elapsed();
+                tracing::debug!(took = ?last_sync, "hub sync");
                 match result {
                     Ok(false) => {}
                     Ok(true) => due = Some(Instant::now() + debounce.max(last_sync)),

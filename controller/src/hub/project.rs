@@ -7,17 +7,88 @@
 //! (`resourceVersion`, `managedFields`, the last-applied annotation, pod and node status)
 //! is left out, so a status write never republishes a desired state.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::store::Stored;
+use crate::store::{Key, Revision, Stored};
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// What one node's desired state holds, as JSON objects, in a stable order: the Node, then
-/// pods, ConfigMaps and Secrets, each by namespace and name.
-pub type Projection = Vec<Value>;
+/// What one node's desired state holds, as serialised JSON objects, in a stable order: the
+/// Node, then pods, ConfigMaps and Secrets, each by namespace and name.
+pub type Projection = Vec<Arc<[u8]>>;
+
+/// What the hub remembers of each object between projections, while its revision stays the
+/// same: the ConfigMaps and Secrets a pod references, and the object as nodes get it,
+/// serialised. With 10,000 pods a projection then serialises only what changed.
+#[derive(Default)]
+pub struct Cache {
+    objects: HashMap<Key, Cached>,
+}
+
+struct Cached {
+    revision: Revision,
+    references: Option<Arc<References>>,
+    json: Option<Arc<[u8]>>,
+}
+
+/// A pod's ConfigMaps and Secrets (names in its namespace).
+type References = (BTreeSet<String>, BTreeSet<String>);
+
+impl Cache {
+    /// The entry of `stored`, fresh for its revision.
+    fn entry(&mut self, stored: &Stored) -> &mut Cached {
+        let entry = self
+            .objects
+            .entry(stored.key.clone())
+            .or_insert_with(|| Cached {
+                revision: stored.revision,
+                references: None,
+                json: None,
+            });
+        if entry.revision != stored.revision {
+            *entry = Cached {
+                revision: stored.revision,
+                references: None,
+                json: None,
+            };
+        }
+        entry
+    }
+
+    fn references(&mut self, pod: &Stored) -> Arc<References> {
+        let entry = self.entry(pod);
+        entry
+            .references
+            .get_or_insert_with(|| Arc::new(references(&pod.object)))
+            .clone()
+    }
+
+    /// `stored` as nodes get it (see [`trimmed`] and [`node_for_agent`]), serialised.
+    fn json(&mut self, stored: &Stored) -> Arc<[u8]> {
+        let entry = self.entry(stored);
+        entry
+            .json
+            .get_or_insert_with(|| {
+                let object = match stored.key.kind.as_str() {
+                    "Node" => node_for_agent(&stored.object),
+                    "Pod" => trimmed(&stored.object, false),
+                    _ => trimmed(&stored.object, true),
+                };
+                serde_json::to_vec(&object)
+                    .expect("JSON values serialise")
+                    .into()
+            })
+            .clone()
+    }
+
+    /// Forgets objects the store no longer has.
+    fn retain(&mut self, keep: impl Fn(&Key) -> bool) {
+        self.objects.retain(|key, _| keep(key));
+    }
+}
 
 /// Namespace and name.
 type NsName = (String, String);
@@ -125,12 +196,26 @@ pub fn project_all(
     pods: &[Stored],
     configmaps: &[Stored],
     secrets: &[Stored],
-) -> BTreeMap<String, Projection> {
-    project_changed(nodes, pods, configmaps, secrets, &HashMap::new())
-        .1
-        .into_iter()
-        .map(|(node, (_, objects))| (node, objects))
-        .collect()
+) -> BTreeMap<String, Vec<Value>> {
+    let mut cache = Cache::default();
+    project_changed(
+        nodes,
+        pods,
+        configmaps,
+        secrets,
+        &HashMap::new(),
+        &mut cache,
+    )
+    .1
+    .into_iter()
+    .map(|(node, (_, objects))| {
+        let objects = objects
+            .iter()
+            .map(|json| serde_json::from_slice(json).expect("projected JSON"))
+            .collect();
+        (node, objects)
+    })
+    .collect()
 }
 
 /// What a node's projection is made of, as one number: the revisions of its Node, of its
@@ -162,13 +247,15 @@ fn fingerprint(
 }
 
 /// Every node's name, and the projections of the nodes whose inputs' fingerprint differs
-/// from `seen` (node name → fingerprint), with their new fingerprints.
+/// from `seen` (node name → fingerprint), with their new fingerprints. `cache` carries what
+/// can be reused from one call to the next.
 pub fn project_changed(
     nodes: &[Stored],
     pods: &[Stored],
     configmaps: &[Stored],
     secrets: &[Stored],
     seen: &HashMap<String, u64>,
+    cache: &mut Cache,
 ) -> (BTreeSet<String>, BTreeMap<String, (u64, Projection)>) {
     let configmaps: BTreeMap<NsName, &Stored> =
         configmaps.iter().map(|s| (ns_name(s), s)).collect();
@@ -197,10 +284,10 @@ pub fn project_changed(
         let mut wanted_cms = BTreeSet::new();
         let mut wanted_secrets = BTreeSet::new();
         for pod in node_pods {
-            let (cms, secs) = references(&pod.object);
+            let refs = cache.references(pod);
             let ns = &pod.key.namespace;
-            wanted_cms.extend(cms.into_iter().map(|n| (ns.clone(), n)));
-            wanted_secrets.extend(secs.into_iter().map(|n| (ns.clone(), n)));
+            wanted_cms.extend(refs.0.iter().map(|n| (ns.clone(), n.clone())));
+            wanted_secrets.extend(refs.1.iter().map(|n| (ns.clone(), n.clone())));
         }
         let wanted: Vec<(bool, NsName)> = wanted_cms
             .iter()
@@ -211,24 +298,30 @@ pub fn project_changed(
         if seen.get(name) == Some(&print) {
             continue;
         }
-        let mut objects = vec![node_for_agent(&node.object)];
-        objects.extend(node_pods.iter().map(|pod| trimmed(&pod.object, false)));
+        let mut objects = vec![cache.json(node)];
+        objects.extend(node_pods.iter().map(|pod| cache.json(pod)));
         // A reference to an object that does not exist is the agent's to report (the pod
         // waits, as with the kubelet); it is simply not sent.
-        objects.extend(
-            wanted_cms
-                .iter()
-                .filter_map(|key| configmaps.get(key))
-                .map(|cm| trimmed(&cm.object, true)),
-        );
-        objects.extend(
-            wanted_secrets
-                .iter()
-                .filter_map(|key| secrets.get(key))
-                .map(|secret| trimmed(&secret.object, true)),
-        );
+        for key in &wanted_cms {
+            if let Some(cm) = configmaps.get(key) {
+                objects.push(cache.json(cm));
+            }
+        }
+        for key in &wanted_secrets {
+            if let Some(secret) = secrets.get(key) {
+                objects.push(cache.json(secret));
+            }
+        }
         out.insert(name.to_owned(), (print, objects));
     }
+    let live: HashSet<&Key> = nodes
+        .iter()
+        .chain(pods)
+        .chain(configmaps.values().copied())
+        .chain(secrets.values().copied())
+        .map(|s| &s.key)
+        .collect();
+    cache.retain(|key| live.contains(key));
     (names, out)
 }
 
