@@ -85,6 +85,7 @@ async fn run(state: Arc<ApiState>, options: Options, pass: Pass) {
     // How long the last round took: the next one waits at least as long after a change, so
     // that on a large, busy store the controllers take at most about half of a core.
     let mut last_took = Duration::ZERO;
+    let mut views = scheduling::Views::default();
     loop {
         let wait = async {
             match due {
@@ -101,7 +102,13 @@ async fn run(state: Arc<ApiState>, options: Options, pass: Pass) {
                         Pass::Others => FOLLOWED.contains(&kind) || has_owner(&change.object.object),
                     };
                     if due.is_none() && followed {
-                        due = Some(Instant::now() + options.debounce.max(last_took));
+                        // The scheduler, on the path to a running pod, waits only the
+                        // debounce; the others as long as their last round took.
+                        let wait = match pass {
+                            Pass::Scheduler => options.debounce,
+                            Pass::Others => options.debounce.max(last_took),
+                        };
+                        due = Some(Instant::now() + wait);
                     }
                 }
                 None => {
@@ -121,7 +128,7 @@ async fn run(state: Arc<ApiState>, options: Options, pass: Pass) {
                 due = None;
                 let started = Instant::now();
                 let result = match pass {
-                    Pass::Scheduler => scheduling::reconcile(&state).await,
+                    Pass::Scheduler => scheduling::reconcile(&state, &mut views).await,
                     Pass::Others => others(&state, &options).await,
                 };
                 last_took = started.elapsed();
@@ -141,7 +148,7 @@ async fn run(state: Arc<ApiState>, options: Options, pass: Pass) {
 /// One round of every controller, one after another (tests drive the controllers with it).
 pub async fn round(state: &ApiState, options: &Options) -> Result<(), StoreError> {
     nodes::reconcile(state, options).await?;
-    scheduling::reconcile(state).await?;
+    scheduling::reconcile(state, &mut scheduling::Views::default()).await?;
     replicaset::reconcile(state).await?;
     gc::reconcile(state).await
 }

@@ -14,7 +14,7 @@ use super::{deleting, event, run_writes};
 use crate::api::ApiState;
 use crate::hub::status::set_condition;
 use crate::scheduler::{schedule, NodeView, Placement, PodView};
-use crate::store::{Durability, StoreError, Stored};
+use crate::store::{Durability, Key, Revision, StoreError, Stored};
 
 const COMPONENT: &str = "default-scheduler";
 
@@ -29,15 +29,37 @@ fn pod_key(pod: &Stored) -> String {
     format!("{}/{}", pod.key.namespace, pod.key.name)
 }
 
-/// One round: places every pending pod.
-pub async fn reconcile(state: &ApiState) -> Result<(), StoreError> {
+/// Each pod's [`PodView`] while its revision stays the same: reading a pod (its requests,
+/// affinity, its size as its node will get it) costs more than placing it, and with 10,000
+/// bound pods a round would otherwise spend nearly all its time reading pods it does not move.
+#[derive(Default)]
+pub struct Views {
+    pods: HashMap<Key, (Revision, PodView)>,
+}
+
+impl Views {
+    fn view(&mut self, pod: &Stored) -> PodView {
+        match self.pods.get(&pod.key) {
+            Some((revision, view)) if *revision == pod.revision => view.clone(),
+            _ => {
+                let view = PodView::from_object(&pod.object);
+                self.pods
+                    .insert(pod.key.clone(), (pod.revision, view.clone()));
+                view
+            }
+        }
+    }
+}
+
+/// One round: places every pending pod. `views` carries what is reused from round to round.
+pub async fn reconcile(state: &ApiState, views: &mut Views) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
-    let result = place(state).await;
+    let result = place(state, views).await;
     tracing::debug!(took = ?started.elapsed(), "scheduling round");
     result
 }
 
-async fn place(state: &ApiState) -> Result<(), StoreError> {
+async fn place(state: &ApiState, cache: &mut Views) -> Result<(), StoreError> {
     let (pods, _) = state.store.list("Pod", None);
     let mut pending: Vec<&Stored> = pods
         .iter()
@@ -75,8 +97,11 @@ async fn place(state: &ApiState) -> Result<(), StoreError> {
         .iter()
         .filter(|p| bound(&p.object) && !finished(p))
         .chain(pending.iter().copied())
-        .map(|p| PodView::from_object(&p.object))
+        .map(|p| cache.view(p))
         .collect();
+    // Forget pods that are gone.
+    let live: std::collections::HashSet<&Key> = pods.iter().map(|p| &p.key).collect();
+    cache.pods.retain(|key, _| live.contains(key));
     let by_key: HashMap<String, &Stored> = pending.iter().map(|p| (pod_key(p), *p)).collect();
     let now = kelp_shared::api::Time::now().to_string();
     let mut writes = Vec::new();

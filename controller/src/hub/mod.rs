@@ -222,6 +222,8 @@ pub struct Hub {
     inputs: HashMap<String, u64>,
     /// Objects as nodes get them, serialised, reused while their revision is unchanged.
     cache: project::Cache,
+    /// Writes reports into the store.
+    writer: ReportWriter,
     births: HashMap<String, Run>,
     reports: HashMap<String, Run>,
     statics: HashMap<String, Run>,
@@ -258,6 +260,9 @@ impl Hub {
         topics: Topics,
         cluster_cidr: ClusterCidr,
     ) -> Hub {
+        let writer = ReportWriter {
+            store: store.clone(),
+        };
         Hub {
             store,
             identity,
@@ -266,6 +271,7 @@ impl Hub {
             published: HashMap::new(),
             inputs: HashMap::new(),
             cache: project::Cache::default(),
+            writer,
             births: HashMap::new(),
             reports: HashMap::new(),
             statics: HashMap::new(),
@@ -602,6 +608,16 @@ impl Hub {
     /// keep their order. A message that cannot be applied is logged; only a closed store
     /// ends the batch with an error.
     pub async fn handle_batch(&mut self, messages: Vec<(String, Vec<u8>)>) -> Result<(), HubError> {
+        let reports = self.take_batch(messages).await?;
+        logged("reported", self.writer.apply(&reports).await)
+    }
+
+    /// [`Hub::handle_batch`] but for writing the reports: those are returned (coalesced and
+    /// newer than their node's last), for a [`ReportWriter`].
+    pub async fn take_batch(
+        &mut self,
+        messages: Vec<(String, Vec<u8>)>,
+    ) -> Result<Vec<Reported>, HubError> {
         let mut reports: Vec<Reported> = Vec::new();
         let mut report_of: HashMap<String, usize> = HashMap::new();
         let mut later: Vec<(String, Incoming)> = Vec::new();
@@ -621,7 +637,7 @@ impl Hub {
                     }
                 }
                 // Static pods after the reports: mirror pods take their status from the
-                // node's latest report.
+                // node's latest report (applied again when its mirror pods are made).
                 incoming @ Incoming::Static(_) => later.push((node, incoming)),
                 incoming => {
                     let result = self.dispatch(&node, incoming).await;
@@ -629,14 +645,17 @@ impl Hub {
                 }
             }
         }
-        if !reports.is_empty() {
-            logged("reported", self.on_reports(reports).await)?;
-        }
+        let fresh = self.take_reports(reports);
         for (node, incoming) in later {
             let result = self.dispatch(&node, incoming).await;
             logged(&node, result)?;
         }
-        Ok(())
+        Ok(fresh)
+    }
+
+    /// A writer of reports for this hub's store.
+    pub fn report_writer(&self) -> ReportWriter {
+        self.writer.clone()
     }
 
     /// Decodes a node's message: the node it comes from (by its topic) and what it says;
@@ -787,10 +806,14 @@ impl Hub {
         Ok(())
     }
 
-    /// Applies nodes' reports (at most one per node): each pod's status, then the deletions
-    /// the reports finish.
+    /// Applies nodes' reports (at most one per node), now.
     async fn on_reports(&mut self, reports: Vec<Reported>) -> Result<(), HubError> {
-        use futures_util::stream::{self, StreamExt};
+        let fresh = self.take_reports(reports);
+        self.writer.apply(&fresh).await
+    }
+
+    /// The reports that are newer than the last of their node (remembered as the last).
+    fn take_reports(&mut self, reports: Vec<Reported>) -> Vec<Reported> {
         let mut fresh = Vec::with_capacity(reports.len());
         for reported in reports {
             let run = (reported.boot_id, reported.agent_start_unix_ms, reported.seq);
@@ -803,81 +826,11 @@ impl Hub {
                 }
             }
             self.reports.insert(reported.node.clone(), run);
+            self.last_reports
+                .insert(reported.node.clone(), reported.clone());
             fresh.push(reported);
         }
-        let writes: Vec<_> = fresh.iter().map(|r| self.apply_report(r)).collect();
-        let results: Vec<Result<(), HubError>> =
-            stream::iter(writes).buffer_unordered(16).collect().await;
-        let outcome: Result<(), HubError> = results.into_iter().collect();
-        self.finish_deletions(&fresh).await?;
-        for reported in fresh {
-            self.last_reports.insert(reported.node.clone(), reported);
-        }
-        outcome
-    }
-
-    /// Writes each reported pod's status into its pod (when the pod of that UID is bound to
-    /// the node).
-    async fn apply_report(&self, reported: &Reported) -> Result<(), HubError> {
-        use futures_util::stream::{self, StreamExt};
-        let node = self.store.get(&Key::new("Node", "", &reported.node));
-        let host_ip = node
-            .as_ref()
-            .and_then(|n| status::internal_ip(&n.object).map(str::to_owned));
-        let now = now();
-        let mut seen = BTreeSet::new();
-        let reports: Vec<&kelp_shared::wire::PodReport> = reported
-            .pods
-            .iter()
-            .filter(|r| seen.insert((r.namespace.as_str(), r.name.as_str())))
-            .collect();
-        // The pods' status writes go to the store together (one group commit), not one
-        // after another.
-        let mut writes = Vec::with_capacity(reports.len());
-        for report in reports {
-            writes.push(self.apply_pod_report(&reported.node, report, host_ip.as_deref(), &now));
-        }
-        let results: Vec<Result<(), HubError>> =
-            stream::iter(writes).buffer_unordered(64).collect().await;
-        results.into_iter().collect()
-    }
-
-    /// Writes one pod's status from its node's report (when it changed), retrying on a
-    /// conflicting write.
-    async fn apply_pod_report(
-        &self,
-        node: &str,
-        report: &kelp_shared::wire::PodReport,
-        host_ip: Option<&str>,
-        now: &str,
-    ) -> Result<(), HubError> {
-        let key = Key::new("Pod", &report.namespace, &report.name);
-        for _ in 0..3 {
-            let Some(pod) = self.store.get(&key) else {
-                break;
-            };
-            if pod.object["metadata"]["uid"].as_str() != Some(report.uid.as_str())
-                || pod.object["spec"]["nodeName"].as_str() != Some(node)
-            {
-                break;
-            }
-            let new_status = status::pod_status(&pod.object["status"], report, host_ip, now);
-            if new_status == pod.object["status"] {
-                break;
-            }
-            let mut object = (*pod.object).clone();
-            object["status"] = new_status;
-            match self
-                .store
-                .update(key.clone(), object, Some(pod.revision), Durability::Relaxed)
-                .await
-            {
-                Ok(_) => break,
-                Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound(_)) => continue,
-                Err(err) => return Err(err.into()),
-            }
-        }
-        Ok(())
+        fresh
     }
 
     /// A node's static pods become mirror pods (`NAME` already carries the node's name;
@@ -974,7 +927,93 @@ impl Hub {
         }
         // The node's report may have come before its mirror pods existed.
         if let Some(reported) = self.last_reports.get(node) {
-            self.apply_report(reported).await?;
+            self.writer.apply_report(reported).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes nodes' reports into the store: pod status, and the end of deletions the nodes have
+/// carried out. The hub's task hands reports to one of these running beside it, so that
+/// waiting for those writes never holds up the projection of desired states.
+#[derive(Clone)]
+pub struct ReportWriter {
+    store: Store,
+}
+
+impl ReportWriter {
+    /// Applies `reports` (at most one per node): each pod's status, then the deletions the
+    /// reports finish.
+    pub async fn apply(&self, reports: &[Reported]) -> Result<(), HubError> {
+        use futures_util::stream::{self, StreamExt};
+        let writes: Vec<_> = reports.iter().map(|r| self.apply_report(r)).collect();
+        let results: Vec<Result<(), HubError>> =
+            stream::iter(writes).buffer_unordered(16).collect().await;
+        let outcome: Result<(), HubError> = results.into_iter().collect();
+        self.finish_deletions(reports).await?;
+        outcome
+    }
+
+    /// Writes each reported pod's status into its pod (when the pod of that UID is bound to
+    /// the node).
+    async fn apply_report(&self, reported: &Reported) -> Result<(), HubError> {
+        use futures_util::stream::{self, StreamExt};
+        let node = self.store.get(&Key::new("Node", "", &reported.node));
+        let host_ip = node
+            .as_ref()
+            .and_then(|n| status::internal_ip(&n.object).map(str::to_owned));
+        let now = now();
+        let mut seen = BTreeSet::new();
+        let reports: Vec<&kelp_shared::wire::PodReport> = reported
+            .pods
+            .iter()
+            .filter(|r| seen.insert((r.namespace.as_str(), r.name.as_str())))
+            .collect();
+        // The pods' status writes go to the store together (one group commit), not one
+        // after another.
+        let mut writes = Vec::with_capacity(reports.len());
+        for report in reports {
+            writes.push(self.apply_pod_report(&reported.node, report, host_ip.as_deref(), &now));
+        }
+        let results: Vec<Result<(), HubError>> =
+            stream::iter(writes).buffer_unordered(64).collect().await;
+        results.into_iter().collect()
+    }
+
+    /// Writes one pod's status from its node's report (when it changed), retrying on a
+    /// conflicting write.
+    async fn apply_pod_report(
+        &self,
+        node: &str,
+        report: &kelp_shared::wire::PodReport,
+        host_ip: Option<&str>,
+        now: &str,
+    ) -> Result<(), HubError> {
+        let key = Key::new("Pod", &report.namespace, &report.name);
+        for _ in 0..3 {
+            let Some(pod) = self.store.get(&key) else {
+                break;
+            };
+            if pod.object["metadata"]["uid"].as_str() != Some(report.uid.as_str())
+                || pod.object["spec"]["nodeName"].as_str() != Some(node)
+            {
+                break;
+            }
+            let new_status = status::pod_status(&pod.object["status"], report, host_ip, now);
+            if new_status == pod.object["status"] {
+                break;
+            }
+            let mut object = (*pod.object).clone();
+            object["status"] = new_status;
+            match self
+                .store
+                .update(key.clone(), object, Some(pod.revision), Durability::Relaxed)
+                .await
+            {
+                Ok(_) => break,
+                Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound(_)) => continue,
+                Err(err) => return Err(err.into()),
+            }
         }
         Ok(())
     }
@@ -1260,6 +1299,15 @@ pub async fn start(
 const RELEVANT: [&str; 4] = ["Node", "Pod", "ConfigMap", "Secret"];
 
 /// The hub task: follows the store and the link until the store closes.
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The most messages handled in one batch.
 const MAX_BATCH: usize = 4096;
 
@@ -1277,6 +1325,29 @@ async fn run(
         Err(err) => return Err(err.into()),
     };
     let mut due: Option<Instant> = Some(Instant::now());
+    // Reports are written beside the hub (see ReportWriter), each node's newest only when
+    // they come faster than the store takes them.
+    let (reports_tx, mut reports_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Reported>>();
+    let writer = hub.report_writer();
+    let reports_task = tokio::spawn(async move {
+        while let Some(mut reports) = reports_rx.recv().await {
+            while let Ok(more) = reports_rx.try_recv() {
+                reports.extend(more);
+            }
+            // In arrival order, each newer than the one before of its node: the last wins.
+            let mut newest: HashMap<String, Reported> = HashMap::new();
+            for reported in reports {
+                newest.insert(reported.node.clone(), reported);
+            }
+            let reports: Vec<Reported> = newest.into_values().collect();
+            match writer.apply(&reports).await {
+                Ok(()) => {}
+                Err(HubError::Store(StoreError::Closed)) => return,
+                Err(err) => tracing::warn!(error = %err, "cannot apply nodes' reports"),
+            }
+        }
+    });
+    let _abort_reports = AbortOnDrop(reports_task);
     // How long the last sync took: the next waits at least that long after a change, so that
     // with a large store syncing leaves the hub time for the nodes' messages.
     let mut last_sync = Duration::ZERO;
@@ -1290,6 +1361,25 @@ async fn run(
             }
         };
         tokio::select! {
+            // A due sync first: desired states are the latency that counts, and a busy
+            // fleet's messages would otherwise keep it waiting.
+            biased;
+            () = wait => {
+                due = None;
+                let started = Instant::now();
+                let result = hub.sync(&client).await;
+                last_sync = started.elapsed();
+                tracing::debug!(took = ?last_sync, "hub sync");
+                match result {
+                    Ok(false) => {}
+                    Ok(true) => due = Some(Instant::now() + debounce.max(last_sync)),
+                    Err(HubError::Store(StoreError::Closed)) => return Ok(()),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot publish desired state; retrying");
+                        due = Some(Instant::now() + debounce.max(Duration::from_millis(500)));
+                    }
+                }
+            }
             change = watch.next() => match change {
                 Some(change) => {
                     if RELEVANT.contains(&change.object.key.kind.as_str()) && due.is_none() {
@@ -1334,10 +1424,14 @@ async fn run(
                         }
                     }
                     let (size, started) = (batch.len(), Instant::now());
-                    let result = hub.handle_batch(batch).await;
+                    let result = hub.take_batch(batch).await;
                     tracing::debug!(size, took = ?started.elapsed(), "hub batch");
-                    if let Err(HubError::Store(StoreError::Closed)) = result {
-                        return Ok(());
+                    match result {
+                        Ok(reports) if !reports.is_empty() => {
+                            let _ = reports_tx.send(reports);
+                        }
+                        Ok(_) => {}
+                        Err(_) => return Ok(()),
                     }
                     if connected {
                         tracing::info!("connected to the MQTT broker");
@@ -1351,22 +1445,6 @@ async fn run(
                     Ok(()) => {}
                     Err(HubError::Store(StoreError::Closed)) => return Ok(()),
                     Err(err) => tracing::warn!(error = %err, "cannot mark silent nodes"),
-                }
-            }
-            () = wait => {
-                due = None;
-                let started = Instant::now();
-                let result = hub.sync(&client).await;
-                last_sync = started.elapsed();
-                tracing::debug!(took = ?last_sync, "hub sync");
-                match result {
-                    Ok(false) => {}
-                    Ok(true) => due = Some(Instant::now() + debounce.max(last_sync)),
-                    Err(HubError::Store(StoreError::Closed)) => return Ok(()),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "cannot publish desired state; retrying");
-                        due = Some(Instant::now() + debounce.max(Duration::from_millis(500)));
-                    }
                 }
             }
         }
