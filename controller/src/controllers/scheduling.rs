@@ -29,15 +29,28 @@ fn pod_key(pod: &Stored) -> String {
     format!("{}/{}", pod.key.namespace, pod.key.name)
 }
 
-/// Each pod's [`PodView`] while its revision stays the same: reading a pod (its requests,
+/// Each pod's [`PodView`] and each node's [`NodeView`] while its revision stays the same: reading a pod (its requests,
 /// affinity, its size as its node will get it) costs more than placing it, and with 10,000
 /// bound pods a round would otherwise spend nearly all its time reading pods it does not move.
 #[derive(Default)]
 pub struct Views {
     pods: HashMap<Key, (Revision, PodView)>,
+    nodes: HashMap<Key, (Revision, NodeView)>,
 }
 
 impl Views {
+    fn node(&mut self, node: &Stored) -> NodeView {
+        match self.nodes.get(&node.key) {
+            Some((revision, view)) if *revision == node.revision => view.clone(),
+            _ => {
+                let view = NodeView::from_object(&node.object);
+                self.nodes
+                    .insert(node.key.clone(), (node.revision, view.clone()));
+                view
+            }
+        }
+    }
+
     fn view(&mut self, pod: &Stored) -> PodView {
         match self.pods.get(&pod.key) {
             Some((revision, view)) if *revision == pod.revision => view.clone(),
@@ -60,6 +73,7 @@ pub async fn reconcile(state: &ApiState, views: &mut Views) -> Result<(), StoreE
 }
 
 async fn place(state: &ApiState, cache: &mut Views) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
     let (pods, _) = state.store.list("Pod", None);
     let mut pending: Vec<&Stored> = pods
         .iter()
@@ -82,10 +96,11 @@ async fn place(state: &ApiState, cache: &mut Views) -> Result<(), StoreError> {
             .then(a.revision.cmp(&b.revision))
     });
     let (nodes, _) = state.store.list("Node", None);
-    let nodes: Vec<NodeView> = nodes
-        .iter()
-        .map(|n| NodeView::from_object(&n.object))
-        .collect();
+    if cache.nodes.len() > nodes.len() {
+        let live: std::collections::HashSet<&Key> = nodes.iter().map(|n| &n.key).collect();
+        cache.nodes.retain(|key, _| live.contains(key));
+    }
+    let nodes: Vec<NodeView> = nodes.iter().map(|n| cache.node(n)).collect();
     // Bound pods count against their node until they end (terminating ones still run).
     let finished = |p: &Stored| {
         matches!(
@@ -105,7 +120,10 @@ async fn place(state: &ApiState, cache: &mut Views) -> Result<(), StoreError> {
     let by_key: HashMap<String, &Stored> = pending.iter().map(|p| (pod_key(p), *p)).collect();
     let now = kelp_shared::api::Time::now().to_string();
     let mut writes = Vec::new();
-    for (key, placement) in schedule(&views, &nodes) {
+    let read = started.elapsed();
+    let placements = schedule(&views, &nodes);
+    tracing::debug!(?read, placed = ?started.elapsed() - read, pending = pending.len(), "scheduling compute");
+    for (key, placement) in placements {
         let Some(pod) = by_key.get(&key).copied() else {
             continue;
         };
