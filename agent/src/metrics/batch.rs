@@ -160,15 +160,22 @@ impl Batcher {
 /// batch:
 ///
 /// - CPU time: 10 ms (an idle pod's monitor waking up; 0.02% of a core over a minute);
-/// - memory and disk gauges: 1% (`kelp top` shows MiB), limits and capacities exact;
+/// - memory and disk gauges: 1%, or 1 MiB if that is more (`kelp top` shows MiB); limits
+///   and capacities exact;
+/// - network: 4 KiB and 16 packets (an idle pod's neighbour discovery); errors and drops
+///   exact;
 /// - load average and the node's pids in use: 5% (at least 0.05 load);
 /// - uptime: an hour (it moves with the clock; complete batches carry it);
 /// - temperature: 1 °C;
-/// - every other counter (network, periods, OOM kills), processes, flags, start times: exact.
+/// - every other counter (periods, OOM kills), processes, flags, start times: exact.
 pub fn unchanged(metric: Metric, known: i64, value: i64) -> bool {
     let delta = value.abs_diff(known);
-    let relative =
-        |percent: u64, floor: u64| delta < (known.unsigned_abs() * percent / 100).max(floor);
+    let relative = |percent: u64, floor: u64| {
+        delta
+            < (known.unsigned_abs() / 100)
+                .saturating_mul(percent)
+                .max(floor)
+    };
     match metric {
         Metric::CpuUsageNanoseconds
         | Metric::CpuUserNanoseconds
@@ -183,8 +190,10 @@ pub fn unchanged(metric: Metric, known: i64, value: i64) -> bool {
         | Metric::LogsUsedBytes
         | Metric::ImageFsUsedBytes
         | Metric::ImageFsAvailableBytes
-        | Metric::FsAvailableBytes
-        | Metric::FsInodesFree => relative(1, 1),
+        | Metric::FsAvailableBytes => relative(1, 1 << 20),
+        Metric::FsInodesFree => relative(1, 1),
+        Metric::NetworkRxBytes | Metric::NetworkTxBytes => delta < 4096,
+        Metric::NetworkRxPackets | Metric::NetworkTxPackets => delta < 16,
         Metric::Load1Milli | Metric::Load5Milli | Metric::Load15Milli => relative(5, 50),
         Metric::PidsInUse => relative(5, 1),
         Metric::UptimeSeconds => delta < 3_600,

@@ -300,6 +300,15 @@ pub fn spawn(
                         bytes = kelp_shared::wire::encode_message(&samples).map_or(0, |b| b.len()),
                         "metrics batch"
                     );
+                    tracing::trace!(
+                        subjects = ?samples.subjects,
+                        series = ?samples
+                            .series
+                            .iter()
+                            .map(|s| (s.subject, s.metric, s.first_slot, s.deltas.len()))
+                            .collect::<Vec<_>>(),
+                        "metrics batch series"
+                    );
                     if current.is_some() && !publisher.publish(&samples) {
                         // Not queued: the receiver misses it, the next batch is complete.
                         batcher.resend_all();

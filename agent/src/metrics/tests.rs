@@ -631,7 +631,13 @@ fn dead_bands_hold_back_small_moves_and_never_others() {
     assert!(unchanged(Metric::Load1Milli, 40, 80), "at least 0.05 load");
     assert!(!unchanged(Metric::Load1Milli, 4_000, 4_250));
     assert!(unchanged(Metric::UptimeSeconds, 56_709, 56_769));
-    assert!(!unchanged(Metric::NetworkRxBytes, 1_000, 1_001));
+    assert!(unchanged(Metric::NetworkRxBytes, 1_000, 5_095));
+    assert!(!unchanged(Metric::NetworkRxBytes, 1_000, 5_096));
+    assert!(!unchanged(Metric::NetworkRxErrors, 0, 1));
+    assert!(
+        unchanged(Metric::MemoryWorkingSetBytes, 3 << 20, (4 << 20) - 1),
+        "1 MiB floor"
+    );
     assert!(!unchanged(Metric::OomEvents, 0, 1));
     assert!(!unchanged(Metric::ThrottledFlags, 0, 0x50000));
     assert!(unchanged(Metric::TemperatureMillicelsius, 48_000, 48_999));
