@@ -204,6 +204,9 @@ enum Incoming {
     Static(StaticPods),
     Events(kelp_shared::wire::EventBatch),
     Heartbeat(kelp_shared::wire::Heartbeat),
+    /// A metrics batch; here only as a sign of life (an agent publishing metrics sends no
+    /// heartbeat in that keepalive).
+    Samples(kelp_shared::wire::Samples),
 }
 
 /// The latest agent run heard from, per node: (boot id, start time, sequence).
@@ -687,6 +690,7 @@ impl Hub {
             (TopicKind::Reported, MessageKind::Reported) => envelope.open().map(Incoming::Reported),
             (TopicKind::Static, MessageKind::StaticPods) => envelope.open().map(Incoming::Static),
             (TopicKind::Events, MessageKind::Events) => envelope.open().map(Incoming::Events),
+            (TopicKind::Metrics, MessageKind::Samples) => envelope.open().map(Incoming::Samples),
             _ => return None,
         };
         match incoming {
@@ -711,6 +715,14 @@ impl Hub {
                 self.on_reports(vec![reported]).await
             }
             Incoming::Static(pods) if pods.node == node => self.on_static(pods).await,
+            // A batch names no node: the topic does. It counts as the run's heartbeat.
+            Incoming::Samples(samples) => {
+                let beat = kelp_shared::wire::Heartbeat {
+                    node: node.to_owned(),
+                    boot_id: samples.boot_id,
+                };
+                self.on_heartbeat(beat).await
+            }
             // A batch names no node: the topic does (the broker's ACL lets a node write only
             // its own).
             Incoming::Events(batch) => {
@@ -1263,6 +1275,7 @@ pub async fn start(
         (options.topics.all_static(), QoS::AtLeastOnce),
         (options.topics.all_events(), QoS::AtLeastOnce),
         (options.topics.all_cmd_resp(), QoS::AtLeastOnce),
+        (options.topics.all_metrics(), QoS::AtMostOnce),
     ];
     let client_id = format!("kelp-controller-{}", identity.cluster_id);
     let (client, events) = link::connect(&target, &client_id, subscriptions, tls);
