@@ -6,7 +6,7 @@
 
 use kelp_shared::wire::{
     decode_message, encode_message, Birth, DesiredState, Envelope, EventBatch, MetricsBatch,
-    Offline, Reported, Request, Response, Topics,
+    Offline, Reported, Request, Response, Samples, Topics,
 };
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
@@ -29,6 +29,13 @@ fn decode_messages(bytes: &[u8]) {
     round_trip::<EventBatch>(bytes);
     // f64 samples may be NaN, which is not equal to itself: decode only.
     let _ = decode_message::<MetricsBatch>(bytes);
+    round_trip::<Samples>(bytes);
+    if let Ok(samples) = decode_message::<Samples>(bytes) {
+        for series in &samples.series {
+            let _ = series.values();
+            let _ = series.last();
+        }
+    }
     round_trip::<Request>(bytes);
     round_trip::<Response>(bytes);
 }

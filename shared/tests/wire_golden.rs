@@ -26,9 +26,10 @@ use std::path::{Path, PathBuf};
 use kelp_shared::wire::{
     decode_message, encode_message, AddressKind, Birth, BootId, ClusterId, Compression, Condition,
     ConditionStatus, ContainerReport, ContainerState, DesiredState, Envelope, EventBatch,
-    EventType, Generation, Heartbeat, MessageKind, MetricsBatch, NodeAddress, NodeEvent, ObjectRef,
-    Offline, PodPhase, PodReport, Reported, Request, RequestBody, Resources, Response,
-    ResponseBody, Sample, Series, Signature, StaticPods, WireError, WIRE_VERSION,
+    EventType, Generation, Heartbeat, MessageKind, Metric, MetricsBatch, NodeAddress, NodeEvent,
+    ObjectRef, Offline, PodPhase, PodReport, Reported, Request, RequestBody, Resources, Response,
+    ResponseBody, Sample, SampleSeries, Samples, Series, Signature, StaticPods, Subject, WireError,
+    WIRE_VERSION,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -316,6 +317,84 @@ fn metrics_batch() -> MetricsBatch {
     }
 }
 
+fn samples() -> Samples {
+    let gib = 1i64 << 30;
+    Samples {
+        boot_id: BOOT,
+        agent_start_unix_ms: AGENT_START,
+        seq: 61,
+        start_unix_ms: AGENT_START + 60_000,
+        interval_ms: 10_000,
+        slots: 6,
+        complete: true,
+        subjects: vec![
+            Subject::Node,
+            Subject::Pod {
+                namespace: "default".into(),
+                name: "myblog-7d9f".into(),
+            },
+            Subject::Container {
+                pod: 1,
+                name: "myblog".into(),
+            },
+        ],
+        series: vec![
+            SampleSeries::from_values(
+                Metric::CpuUsageNanoseconds,
+                0,
+                0,
+                &[
+                    90_000_000_000,
+                    90_250_000_000,
+                    90_500_000_000,
+                    90_750_000_000,
+                    91_000_000_000,
+                    91_250_000_000,
+                ],
+            ),
+            SampleSeries::from_values(Metric::MemoryCapacityBytes, 0, 5, &[8 * gib]),
+            SampleSeries::from_values(Metric::TemperatureMillicelsius, 0, 0, &[48_312, 47_000]),
+            SampleSeries::from_values(Metric::ThrottledFlags, 0, 5, &[0x5_0005]),
+            SampleSeries::from_values(Metric::NetworkRxBytes, 1, 4, &[1_500, 1_200_000]),
+            SampleSeries::from_values(
+                Metric::MemoryWorkingSetBytes,
+                2,
+                0,
+                &[
+                    64 << 20,
+                    (64 << 20) - 4096,
+                    64 << 20,
+                    64 << 20,
+                    64 << 20,
+                    64 << 20,
+                ],
+            ),
+            SampleSeries::from_values(Metric::StartTimeSeconds, 2, 5, &[1_767_225_605]),
+        ],
+    }
+}
+
+/// A batch that leaves unchanged series out, with an empty series and a delta that
+/// would overflow (values() saturates).
+fn samples_partial() -> Samples {
+    Samples {
+        seq: 62,
+        start_unix_ms: AGENT_START + 120_000,
+        complete: false,
+        subjects: vec![Subject::Node],
+        series: vec![
+            SampleSeries::from_values(Metric::Load1Milli, 0, 0, &[250, 0, 1_000]),
+            SampleSeries {
+                metric: Metric::PidsInUse,
+                subject: 0,
+                first_slot: 5,
+                deltas: Vec::new(),
+            },
+        ],
+        ..samples()
+    }
+}
+
 fn requests() -> Vec<(&'static str, Request)> {
     let request = |id, body| Request {
         id,
@@ -410,6 +489,7 @@ struct AllEnums {
     statuses: Vec<ConditionStatus>,
     event_types: Vec<EventType>,
     address_kinds: Vec<AddressKind>,
+    metrics: Vec<Metric>,
 }
 
 fn all_enums() -> AllEnums {
@@ -433,6 +513,8 @@ fn all_enums() -> AllEnums {
     let _ = |v: AddressKind| match v {
         AddressKind::Hostname | AddressKind::InternalIp | AddressKind::ExternalIp => {}
     };
+    // Metric::ALL lists every variant in wire order (checked by a unit test in
+    // kelp_shared::wire::messages); a new metric grows it and changes this fixture.
     AllEnums {
         kinds: MessageKind::ALL.to_vec(),
         compressions: vec![Compression::None, Compression::Zstd],
@@ -454,6 +536,7 @@ fn all_enums() -> AllEnums {
             AddressKind::InternalIp,
             AddressKind::ExternalIp,
         ],
+        metrics: Metric::ALL.to_vec(),
     }
 }
 
@@ -696,6 +779,8 @@ fn wire_format_is_pinned() {
     golden.message("desired_state", &desired_state());
     golden.message("event_batch", &event_batch());
     golden.message("metrics_batch", &metrics_batch());
+    golden.message("samples", &samples());
+    golden.message("samples_partial", &samples_partial());
     for (name, request) in requests() {
         golden.message(name, &request);
     }

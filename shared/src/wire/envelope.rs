@@ -38,7 +38,7 @@ pub enum MessageKind {
     Reported,
     /// [`crate::wire::EventBatch`], node → controller.
     Events,
-    /// [`crate::wire::MetricsBatch`], node → controller.
+    /// [`crate::wire::MetricsBatch`]: reserved, never sent (see [`MessageKind::Samples`]).
     Metrics,
     /// [`crate::wire::Request`], controller → node, signed.
     Request,
@@ -48,11 +48,13 @@ pub enum MessageKind {
     StaticPods,
     /// [`crate::wire::Heartbeat`], node → controller on `status` (not retained).
     Heartbeat,
+    /// [`crate::wire::Samples`], node → controller on `metrics` (QoS 0, not retained).
+    Samples,
 }
 
 impl MessageKind {
     /// Every kind, in wire order.
-    pub const ALL: [MessageKind; 10] = [
+    pub const ALL: [MessageKind; 11] = [
         MessageKind::Desired,
         MessageKind::Birth,
         MessageKind::Offline,
@@ -63,6 +65,7 @@ impl MessageKind {
         MessageKind::Response,
         MessageKind::StaticPods,
         MessageKind::Heartbeat,
+        MessageKind::Samples,
     ];
 
     /// Whether an agent must drop this kind unless it carries a valid signature by the

@@ -470,8 +470,10 @@ pub struct NodeEvent {
 // node → controller: metrics topic
 // ---------------------------------------------------------------------------------------
 
-/// A batch of metric samples, published on `metrics` (QoS 0): the samples taken every
-/// 10 s, sent every 60 s, grouped by series so names and labels travel once per batch.
+/// **Unused, reserved.** An early design of the metrics batch that no kelp version ever
+/// sent (it spells names and labels out and sends `f64` samples: too large for an idle
+/// node's 600 bytes a minute). It stays so [`MessageKind::Metrics`] keeps its meaning and
+/// its golden fixture; agents send [`Samples`] instead. Receivers may ignore it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricsBatch {
     /// This agent run.
@@ -506,6 +508,311 @@ pub struct Sample {
     pub unix_ms: u64,
     /// The value.
     pub value: f64,
+}
+
+/// A batch of metric samples, published on `metrics` (QoS 0, not retained).
+///
+/// The agent samples every `interval_ms` (10 s by default) and publishes every minute or
+/// so; a batch covers `slots` consecutive sampling slots from `start_unix_ms`. It is
+/// compact on purpose (an idle node's whole link may cost 600 bytes a minute): metrics are
+/// enum indices, subjects (node, pods, containers) travel once per batch and series name
+/// them by index, values are integers in the metric's unit, delta-encoded (postcard writes
+/// small deltas as one-byte zigzag varints), and a series that did not change since the
+/// previous batch may be left out (`complete: false`).
+///
+/// A receiver keeps, per (subject, metric), the last value it saw. A `complete` batch
+/// replaces everything it knows about the node: a subject or series missing from it is
+/// gone. QoS 0 may lose a batch; the agent sends a complete one regularly and after every
+/// (re)connect, so a receiver is never wrong for long. Batches of one agent run are
+/// ordered by `seq`; a receiver drops a batch whose `seq` is not newer than one it has
+/// (after an agent restart, `(boot_id, agent_start_unix_ms)` changes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Samples {
+    /// This agent run.
+    pub boot_id: BootId,
+    /// When this agent run started.
+    pub agent_start_unix_ms: u64,
+    /// Batch sequence number within this agent run.
+    pub seq: u64,
+    /// Unix ms of slot 0; slot i was sampled at start_unix_ms + i * interval_ms.
+    pub start_unix_ms: u64,
+    /// The sampling interval, ms.
+    pub interval_ms: u32,
+    /// Sampling slots covered by this batch.
+    pub slots: u32,
+    /// True: every series the node has is here. False: a series left out is unchanged since the last batch (receiver keeps its last value).
+    pub complete: bool,
+    /// What the series are about; a series names one by index.
+    pub subjects: Vec<Subject>,
+    /// The values, one series per (metric, subject).
+    pub series: Vec<SampleSeries>,
+}
+
+impl Message for Samples {
+    const KIND: MessageKind = MessageKind::Samples;
+}
+
+impl Samples {
+    /// When slot `slot` was sampled (saturating: an untrusted batch cannot overflow it).
+    pub fn slot_unix_ms(&self, slot: u32) -> u64 {
+        self.start_unix_ms
+            .saturating_add(u64::from(slot).saturating_mul(u64::from(self.interval_ms)))
+    }
+
+    /// The subject series `series` is about, or `None` when its index is out of range.
+    pub fn subject_of(&self, series: &SampleSeries) -> Option<&Subject> {
+        self.subjects.get(usize::try_from(series.subject).ok()?)
+    }
+
+    /// The pod subject a container subject belongs to (`None` for a node or pod subject,
+    /// or when the index does not name a pod).
+    pub fn pod_of(&self, container: &Subject) -> Option<(&str, &str)> {
+        let Subject::Container { pod, .. } = container else {
+            return None;
+        };
+        match self.subjects.get(usize::try_from(*pod).ok()?)? {
+            Subject::Pod { namespace, name } => Some((namespace, name)),
+            _ => None,
+        }
+    }
+}
+
+/// What a series is about. **Append-only.**
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Subject {
+    /// The node itself (procfs, the root cgroup, the node's filesystems, the board).
+    Node,
+    /// A pod (its cgroup, its network namespace).
+    Pod {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// A container of a pod.
+    Container {
+        /// `pod` is the index of the Pod subject in `subjects`.
+        pod: u32,
+        /// Container name from the pod spec.
+        name: String,
+    },
+}
+
+/// Values of one metric of one subject at consecutive sampling slots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampleSeries {
+    /// What is measured.
+    pub metric: Metric,
+    /// Index of the subject in [`Samples::subjects`].
+    pub subject: u32,
+    /// Slot of the first value.
+    pub first_slot: u32,
+    /// Values at slots first_slot, first_slot+1, ..., in the metric's unit; each is the difference from the previous value (the first: from 0).
+    pub deltas: Vec<i64>,
+}
+
+impl SampleSeries {
+    /// A series holding `values` (absolute, in the metric's unit) from `first_slot` on.
+    pub fn from_values(metric: Metric, subject: u32, first_slot: u32, values: &[i64]) -> Self {
+        let mut previous = 0i64;
+        let deltas = values
+            .iter()
+            .map(|&value| {
+                let delta = value.wrapping_sub(previous);
+                previous = value;
+                delta
+            })
+            .collect();
+        SampleSeries {
+            metric,
+            subject,
+            first_slot,
+            deltas,
+        }
+    }
+
+    /// The absolute values, oldest first: the running sum of the deltas (saturating, so
+    /// untrusted deltas cannot overflow; exact for every value [`Self::from_values`] was
+    /// given that lies in `0..=i64::MAX`, as every metric's does).
+    pub fn values(&self) -> Vec<i64> {
+        let mut sum = 0i64;
+        self.deltas
+            .iter()
+            .map(|&delta| {
+                sum = sum.saturating_add(delta);
+                sum
+            })
+            .collect()
+    }
+
+    /// The last (newest) value and its slot, or `None` for an empty series.
+    pub fn last(&self) -> Option<(u32, i64)> {
+        let count = u32::try_from(self.deltas.len()).ok()?.checked_sub(1)?;
+        let value = self
+            .deltas
+            .iter()
+            .fold(0i64, |sum, &delta| sum.saturating_add(delta));
+        Some((self.first_slot.saturating_add(count), value))
+    }
+}
+
+/// A measured quantity, cAdvisor/kubelet style. Values are integers in the unit the name
+/// says; counters (`*Nanoseconds`, `*Periods`, `OomEvents`, network) are cumulative since
+/// the subject started. **Append-only.**
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Metric {
+    /// CPU time used, user + system (`container_cpu_usage_seconds_total` × 10⁹).
+    CpuUsageNanoseconds,
+    /// CPU time in user mode.
+    CpuUserNanoseconds,
+    /// CPU time in kernel mode.
+    CpuSystemNanoseconds,
+    /// CFS enforcement periods that elapsed.
+    CpuPeriods,
+    /// CFS periods in which the quota ran out.
+    CpuThrottledPeriods,
+    /// Time spent throttled.
+    CpuThrottledNanoseconds,
+    /// Memory usage, page cache included.
+    MemoryUsageBytes,
+    /// Working set: usage − inactive_file, never below 0 (what the kubelet evicts on).
+    MemoryWorkingSetBytes,
+    /// Anonymous memory (RSS).
+    MemoryRssBytes,
+    /// Page cache.
+    MemoryCacheBytes,
+    /// The memory limit (absent when unlimited).
+    MemoryLimitBytes,
+    /// OOM kills.
+    OomEvents,
+    /// Bytes received (a pod's network namespace, `lo` excluded).
+    NetworkRxBytes,
+    /// Packets received.
+    NetworkRxPackets,
+    /// Receive errors.
+    NetworkRxErrors,
+    /// Received packets dropped.
+    NetworkRxDropped,
+    /// Bytes sent.
+    NetworkTxBytes,
+    /// Packets sent.
+    NetworkTxPackets,
+    /// Send errors.
+    NetworkTxErrors,
+    /// Packets dropped on send.
+    NetworkTxDropped,
+    /// Container writable layer.
+    FsUsedBytes,
+    /// Container logs.
+    LogsUsedBytes,
+    /// Node: the image store.
+    ImageFsUsedBytes,
+    /// Node: capacity of the filesystem holding the image store.
+    ImageFsCapacityBytes,
+    /// Node: bytes available on the filesystem holding the image store.
+    ImageFsAvailableBytes,
+    /// Node: the filesystem of the agent's state dir (nodefs).
+    FsCapacityBytes,
+    /// Node: bytes available on nodefs.
+    FsAvailableBytes,
+    /// Node: inodes of nodefs.
+    FsInodes,
+    /// Node: free inodes of nodefs.
+    FsInodesFree,
+    /// Processes (tasks) in the subject's cgroup.
+    Processes,
+    /// Container start, unix seconds.
+    StartTimeSeconds,
+    /// Node: load average × 1000.
+    Load1Milli,
+    /// Node: 5-minute load average × 1000.
+    Load5Milli,
+    /// Node: 15-minute load average × 1000.
+    Load15Milli,
+    /// Node: seconds since boot.
+    UptimeSeconds,
+    /// Node: MemAvailable and MemTotal.
+    MemoryAvailableBytes,
+    /// Node: MemTotal.
+    MemoryCapacityBytes,
+    /// Node: processes/threads in use and the kernel's pid_max.
+    PidsInUse,
+    /// Node: the kernel's pid_max.
+    PidsMax,
+    /// Raspberry Pi: SoC temperature in millidegrees Celsius.
+    TemperatureMillicelsius,
+    /// Raspberry Pi firmware get_throttled bits (under-voltage, throttling; current and since boot).
+    ThrottledFlags,
+}
+
+impl Metric {
+    /// Every metric, in wire order.
+    pub const ALL: [Metric; 41] = [
+        Metric::CpuUsageNanoseconds,
+        Metric::CpuUserNanoseconds,
+        Metric::CpuSystemNanoseconds,
+        Metric::CpuPeriods,
+        Metric::CpuThrottledPeriods,
+        Metric::CpuThrottledNanoseconds,
+        Metric::MemoryUsageBytes,
+        Metric::MemoryWorkingSetBytes,
+        Metric::MemoryRssBytes,
+        Metric::MemoryCacheBytes,
+        Metric::MemoryLimitBytes,
+        Metric::OomEvents,
+        Metric::NetworkRxBytes,
+        Metric::NetworkRxPackets,
+        Metric::NetworkRxErrors,
+        Metric::NetworkRxDropped,
+        Metric::NetworkTxBytes,
+        Metric::NetworkTxPackets,
+        Metric::NetworkTxErrors,
+        Metric::NetworkTxDropped,
+        Metric::FsUsedBytes,
+        Metric::LogsUsedBytes,
+        Metric::ImageFsUsedBytes,
+        Metric::ImageFsCapacityBytes,
+        Metric::ImageFsAvailableBytes,
+        Metric::FsCapacityBytes,
+        Metric::FsAvailableBytes,
+        Metric::FsInodes,
+        Metric::FsInodesFree,
+        Metric::Processes,
+        Metric::StartTimeSeconds,
+        Metric::Load1Milli,
+        Metric::Load5Milli,
+        Metric::Load15Milli,
+        Metric::UptimeSeconds,
+        Metric::MemoryAvailableBytes,
+        Metric::MemoryCapacityBytes,
+        Metric::PidsInUse,
+        Metric::PidsMax,
+        Metric::TemperatureMillicelsius,
+        Metric::ThrottledFlags,
+    ];
+
+    /// Whether the value only grows while its subject lives (a counter, whose rate is
+    /// what one plots), rather than a gauge.
+    pub const fn is_counter(self) -> bool {
+        matches!(
+            self,
+            Metric::CpuUsageNanoseconds
+                | Metric::CpuUserNanoseconds
+                | Metric::CpuSystemNanoseconds
+                | Metric::CpuPeriods
+                | Metric::CpuThrottledPeriods
+                | Metric::CpuThrottledNanoseconds
+                | Metric::OomEvents
+                | Metric::NetworkRxBytes
+                | Metric::NetworkRxPackets
+                | Metric::NetworkRxErrors
+                | Metric::NetworkRxDropped
+                | Metric::NetworkTxBytes
+                | Metric::NetworkTxPackets
+                | Metric::NetworkTxErrors
+                | Metric::NetworkTxDropped
+        )
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -657,6 +964,94 @@ mod tests {
             body: ResponseBody::Chunk(vec![1, 2, 3]),
         };
         assert_eq!(encode_message(&chunk).unwrap(), [1, 0, 0, 3, 1, 2, 3]);
+    }
+
+    #[test]
+    fn metric_all_is_every_variant_in_wire_order() {
+        for (index, metric) in Metric::ALL.iter().enumerate() {
+            assert_eq!(encode_message(metric).unwrap(), [index as u8], "{metric:?}");
+        }
+        // One past the end is no metric: ALL leaves none out.
+        assert!(decode_message::<Metric>(&[Metric::ALL.len() as u8]).is_err());
+    }
+
+    #[test]
+    fn series_values_round_trip() {
+        let values = [0, 5, 3, i64::MAX, 0, 1 << 40, 1 << 40];
+        let series = SampleSeries::from_values(Metric::MemoryUsageBytes, 2, 4, &values);
+        assert_eq!(series.values(), values);
+        assert_eq!(series.last(), Some((10, 1 << 40)));
+        let empty = SampleSeries::from_values(Metric::Processes, 0, 0, &[]);
+        assert_eq!(empty.values(), Vec::<i64>::new());
+        assert_eq!(empty.last(), None);
+        // Untrusted deltas saturate instead of overflowing.
+        let hostile = SampleSeries {
+            metric: Metric::OomEvents,
+            subject: 0,
+            first_slot: u32::MAX,
+            deltas: vec![i64::MAX, i64::MAX, i64::MIN, i64::MIN, i64::MIN],
+        };
+        assert_eq!(
+            hostile.values(),
+            [i64::MAX, i64::MAX, -1, i64::MIN, i64::MIN]
+        );
+        assert_eq!(hostile.last(), Some((u32::MAX, i64::MIN)));
+    }
+
+    #[test]
+    fn small_deltas_are_one_byte() {
+        // A counter that grew by 60 in a slot and a gauge that did not move cost a byte.
+        let series = SampleSeries::from_values(Metric::Processes, 0, 0, &[3, 3, 63]);
+        // metric, subject, first_slot, length, then zigzag deltas 3 → 6, 0 → 0, 60 → 120.
+        assert_eq!(
+            encode_message(&series).unwrap(),
+            [Metric::Processes as u8, 0, 0, 3, 6, 0, 120]
+        );
+    }
+
+    #[test]
+    fn samples_helpers() {
+        let samples = Samples {
+            boot_id: BootId([1; 16]),
+            agent_start_unix_ms: 1,
+            seq: 1,
+            start_unix_ms: 1_000,
+            interval_ms: 10_000,
+            slots: 6,
+            complete: true,
+            subjects: vec![
+                Subject::Pod {
+                    namespace: "ns".into(),
+                    name: "p".into(),
+                },
+                Subject::Container {
+                    pod: 0,
+                    name: "c".into(),
+                },
+                Subject::Container {
+                    pod: 1,
+                    name: "bad".into(),
+                },
+                Subject::Container {
+                    pod: 9,
+                    name: "worse".into(),
+                },
+            ],
+            series: Vec::new(),
+        };
+        assert_eq!(samples.slot_unix_ms(3), 31_000);
+        assert_eq!(
+            samples.slot_unix_ms(u32::MAX),
+            1_000 + 10_000 * u64::from(u32::MAX)
+        );
+        let in_range = SampleSeries::from_values(Metric::Processes, 1, 0, &[1]);
+        let out_of_range = SampleSeries::from_values(Metric::Processes, 4, 0, &[1]);
+        assert_eq!(samples.subject_of(&in_range), Some(&samples.subjects[1]));
+        assert_eq!(samples.subject_of(&out_of_range), None);
+        assert_eq!(samples.pod_of(&samples.subjects[1]), Some(("ns", "p")));
+        assert_eq!(samples.pod_of(&samples.subjects[0]), None);
+        assert_eq!(samples.pod_of(&samples.subjects[2]), None, "not a pod");
+        assert_eq!(samples.pod_of(&samples.subjects[3]), None, "out of range");
     }
 
     #[test]

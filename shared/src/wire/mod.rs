@@ -68,9 +68,9 @@ pub use error::WireError;
 pub use ids::{BootId, ClusterId, IdParseError, Signature};
 pub use messages::{
     AddressKind, Birth, Condition, ConditionStatus, ContainerReport, ContainerState, DesiredState,
-    EventBatch, EventType, Generation, Heartbeat, Message, MetricsBatch, NodeAddress, NodeEvent,
-    ObjectRef, Offline, PodPhase, PodReport, Reported, Request, RequestBody, Resources, Response,
-    ResponseBody, Sample, Series, StaticPods,
+    EventBatch, EventType, Generation, Heartbeat, Message, Metric, MetricsBatch, NodeAddress,
+    NodeEvent, ObjectRef, Offline, PodPhase, PodReport, Reported, Request, RequestBody, Resources,
+    Response, ResponseBody, Sample, SampleSeries, Samples, Series, StaticPods, Subject,
 };
 #[cfg(feature = "sign")]
 pub use sign::{sign, verify, PublicKey, SignError, SigningKey};

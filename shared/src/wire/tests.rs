@@ -24,6 +24,16 @@ fn decode_messages(bytes: &[u8]) {
     let _ = decode_message::<DesiredState>(bytes);
     let _ = decode_message::<EventBatch>(bytes);
     let _ = decode_message::<MetricsBatch>(bytes);
+    if let Ok(samples) = decode_message::<Samples>(bytes) {
+        for series in &samples.series {
+            let _ = series.values();
+            let _ = series.last();
+            if let Some(subject) = samples.subject_of(series) {
+                let _ = samples.pod_of(subject);
+            }
+        }
+        let _ = samples.slot_unix_ms(samples.slots);
+    }
     let _ = decode_message::<Request>(bytes);
     let _ = decode_message::<Response>(bytes);
 }
@@ -31,7 +41,7 @@ fn decode_messages(bytes: &[u8]) {
 /// Bytes that start like a version-1 envelope, so the fuzzing gets past the header.
 fn envelope_like() -> impl Strategy<Value = Vec<u8>> {
     (
-        0u8..10,
+        0u8..11,
         any::<[u8; 16]>(),
         0u8..3,
         prop::option::of(any::<[u8; 32]>()),

@@ -127,7 +127,10 @@ impl TopicKind {
                 )
                 | (TopicKind::Reported, MessageKind::Reported)
                 | (TopicKind::Events, MessageKind::Events)
-                | (TopicKind::Metrics, MessageKind::Metrics)
+                | (
+                    TopicKind::Metrics,
+                    MessageKind::Metrics | MessageKind::Samples
+                )
                 | (TopicKind::CmdReq(_), MessageKind::Request)
                 | (TopicKind::CmdResp(_), MessageKind::Response)
                 | (TopicKind::Static, MessageKind::StaticPods)
