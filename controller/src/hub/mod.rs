@@ -212,6 +212,7 @@ enum Incoming {
     Static(StaticPods),
     Events(kelp_shared::wire::EventBatch),
     Heartbeat(kelp_shared::wire::Heartbeat),
+    Samples(kelp_shared::wire::Samples),
 }
 
 /// The latest agent run heard from, per node: (boot id, start time, sequence).
@@ -629,6 +630,7 @@ impl Hub {
             (TopicKind::Reported, MessageKind::Reported) => envelope.open().map(Incoming::Reported),
             (TopicKind::Static, MessageKind::StaticPods) => envelope.open().map(Incoming::Static),
             (TopicKind::Events, MessageKind::Events) => envelope.open().map(Incoming::Events),
+            (TopicKind::Metrics, MessageKind::Samples) => envelope.open().map(Incoming::Samples),
             _ => return Ok(()),
         };
         if incoming.is_ok() {
@@ -651,6 +653,8 @@ impl Hub {
                 tracing::debug!(%node, seq = batch.seq, events = batch.events.len(), ?outcome, "events");
                 Ok(())
             }
+            // Likewise a metrics batch.
+            Ok(Incoming::Samples(batch)) => self.on_samples(&node, &batch).await,
             Ok(_) => {
                 tracing::debug!(%topic, "dropping a message naming another node");
                 Ok(())

@@ -3,7 +3,8 @@
 //! Nodes publish a [`Samples`] batch on `kelp/v1/nodes/{node}/metrics` every 60 s (samples
 //! taken every 10 s); the hub hands each one to the [`MetricsStore`], which
 //!
-//! - drops a batch it has seen already, by (boot id, agent start, sequence);
+//! - drops a batch it has seen already or an older one of the same agent run, by (boot id,
+//!   agent start, sequence);
 //! - turns each series' deltas back into values at the batch's slot times;
 //! - for an incomplete batch (`complete == false`), carries every series it leaves out
 //!   forward at its last value (the node sent nothing because nothing changed); a complete
@@ -23,14 +24,13 @@ pub mod pressure;
 pub mod prometheus;
 pub mod resource;
 pub mod summary;
-mod wire_stub;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use kelp_shared::wire::BootId;
-pub use wire_stub::{Metric, SampleSeries, Samples, Subject};
+pub use kelp_shared::wire::{Metric, SampleSeries, Samples, Subject};
 
 /// How long samples are kept per series; a node or series not heard from for this long is
 /// forgotten.
@@ -43,8 +43,6 @@ pub const MAX_SERIES_PER_NODE: usize = 20_000;
 pub const MAX_SLOTS: u32 = 4096;
 /// The span over which rates of cumulative counters are computed.
 pub const RATE_WINDOW: Duration = Duration::from_secs(60);
-/// How many batch ids are remembered per node for de-duplication.
-const SEEN: usize = 16;
 
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -153,8 +151,8 @@ pub struct Rate {
 /// One node's series.
 #[derive(Debug, Default)]
 pub struct NodeMetrics {
-    /// (boot id, agent start, seq) of the latest batches, for de-duplication.
-    seen: VecDeque<(BootId, u64, u64)>,
+    /// (boot id, agent start, seq) of the latest batch, for de-duplication.
+    last_batch: Option<(BootId, u64, u64)>,
     series: HashMap<(SubjectKey, Metric), Points>,
     /// When the controller last recorded a batch of this node (its own clock, ms).
     received_ms: u64,
@@ -204,7 +202,8 @@ pub enum Outcome {
         /// Series dropped as malformed (bad subject index, slots out of range, overflow).
         dropped: usize,
     },
-    /// Seen before (same boot id, agent start and sequence).
+    /// Seen before, or older than one seen (same boot id and agent start, a sequence not
+    /// newer).
     Duplicate,
     /// Unusable as a whole.
     Invalid(String),
@@ -313,14 +312,13 @@ impl MetricsStore {
             inner.last_prune_ms = now_ms;
         }
         let entry = inner.nodes.entry(node.to_owned()).or_default();
-        let id = (batch.boot_id, batch.agent_start_unix_ms, batch.seq);
-        if entry.seen.contains(&id) {
-            return Outcome::Duplicate;
+        // Within one agent run batches are ordered by sequence; a new run starts afresh.
+        if let Some((boot, start, seq)) = entry.last_batch {
+            if (boot, start) == (batch.boot_id, batch.agent_start_unix_ms) && batch.seq <= seq {
+                return Outcome::Duplicate;
+            }
         }
-        entry.seen.push_back(id);
-        if entry.seen.len() > SEEN {
-            entry.seen.pop_front();
-        }
+        entry.last_batch = Some((batch.boot_id, batch.agent_start_unix_ms, batch.seq));
         entry.received_ms = now_ms;
         let mut present = HashSet::new();
         let (mut samples, mut dropped) = (0, 0);

@@ -123,6 +123,10 @@ fn a_batch_seen_before_is_dropped() {
     b.flat(Metric::MemoryWorkingSetBytes, 0, 5);
     recorded(store.record("n1", &b.samples, T0));
     assert_eq!(store.record("n1", &b.samples, T0 + 1), Outcome::Duplicate);
+    // An older batch of the same run is stale.
+    b.samples.seq = 6;
+    assert_eq!(store.record("n1", &b.samples, T0 + 1), Outcome::Duplicate);
+    b.samples.seq = 7;
     // The same sequence from another agent run is a new batch.
     b.samples.boot_id = BootId([2; 16]);
     b.samples.start_unix_ms += 60_000;
