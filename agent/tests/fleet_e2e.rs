@@ -1438,3 +1438,114 @@ fn mosquitto_acl_from_kelp_isolates_nodes_and_revokes_them() {
         broker.log()
     );
 }
+
+/// `kelp mqtt nodes` (issue 11): a field engineer's laptop on the broker with an observer's
+/// credentials and no controller in the loop sees every node of a fleet on Mosquitto (with
+/// kelp's ACL) online, marks the one whose link is cut offline (its will), and online again
+/// when it is back; `kelp mqtt node NAME` shows one in detail.
+#[test]
+fn mqtt_nodes_shows_the_fleet_and_a_cut_off_node_offline() {
+    let fleet = Fleet::start('o', 9, Broker::MosquittoManaged, 3, Some(KEEPALIVE));
+    let observer = fleet.base.0.join("laptop.observer.yaml");
+    fleet.server.ok(&[
+        "observer",
+        "add",
+        "laptop",
+        "-o",
+        observer.to_str().unwrap(),
+    ]);
+    let observer = observer.to_str().unwrap().to_owned();
+    // Each node's ONLINE column, as `kelp mqtt nodes --once` prints it.
+    let online = |f: &Fleet| -> Option<BTreeMap<String, String>> {
+        let out = f.server.kelp(&[
+            "mqtt",
+            "nodes",
+            "--credentials",
+            &observer,
+            "--once",
+            "--wait",
+            "2s",
+        ]);
+        if !out.status.success() {
+            // The server writes the observer into Mosquitto's files; the broker reloads them.
+            return None;
+        }
+        let table = text(&out.stdout);
+        let mut lines = table.lines();
+        let header: Vec<&str> = lines.next()?.split_whitespace().collect();
+        assert_eq!(
+            header,
+            [
+                "NODE",
+                "ONLINE",
+                "LAST",
+                "SEEN",
+                "CPU",
+                "MEMORY",
+                "DISK",
+                "TEMP",
+                "THROTTLED",
+                "PODS"
+            ],
+            "{table}"
+        );
+        Some(
+            lines
+                .filter_map(|l| {
+                    let cols: Vec<&str> = l.split_whitespace().collect();
+                    Some((cols.first()?.to_string(), cols.get(1)?.to_string()))
+                })
+                .collect(),
+        )
+    };
+    let all = |state: &str| -> BTreeMap<String, String> {
+        ["n1", "n2", "n3"]
+            .map(|n| (n.to_owned(), state.to_owned()))
+            .into()
+    };
+    fleet.wait(
+        "every node online in kelp mqtt nodes",
+        Duration::from_secs(30),
+        |f| online(f).filter(|o| *o == all("yes")),
+    );
+
+    let n2 = fleet.node("n2");
+    let cut_at = Instant::now();
+    n2.host.cut();
+    let mut want = all("yes");
+    want.insert("n2".into(), "no".into());
+    fleet.wait(
+        "n2 offline in kelp mqtt nodes after its link was cut",
+        will_deadline() + Duration::from_secs(5),
+        |f| online(f).filter(|o| *o == want),
+    );
+    println!(
+        "kelp mqtt nodes showed n2 offline {:?} after its link was cut",
+        cut_at.elapsed()
+    );
+    let detail = fleet.server.ok(&[
+        "mqtt",
+        "node",
+        "n2",
+        "--credentials",
+        &observer,
+        "--once",
+        "--wait",
+        "1s",
+    ]);
+    // The will replaced the retained birth; the retained report is still there.
+    let online_line = detail
+        .lines()
+        .find(|l| l.starts_with("Online:"))
+        .unwrap_or("");
+    assert_eq!(
+        online_line.split_whitespace().nth(1),
+        Some("no"),
+        "{detail}"
+    );
+    assert!(detail.contains("Condition Ready:"), "{detail}");
+    n2.host.restore();
+    fleet.wait("n2 online again", Duration::from_secs(90), |f| {
+        online(f).filter(|o| *o == all("yes"))
+    });
+}
