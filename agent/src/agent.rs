@@ -9,6 +9,7 @@ use std::fs;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -67,6 +68,8 @@ pub struct AgentConfig {
     /// Multiplies every probe duration (delays, periods, timeouts, probe kill grace): 0.1 runs
     /// probes at a tenth of real time, for tests.
     pub probe_time_scale: f64,
+    /// Metrics sampling and publishing (with a link); None: no metrics.
+    pub metrics: Option<crate::metrics::MetricsConfig>,
 }
 
 /// The status file of a pod (`<run-dir>/pods/<uid>/status.json`), read by `kelp-agent pods`.
@@ -130,6 +133,14 @@ pub struct Agent {
     network_problem: Option<String>,
     /// The MQTT link to the controller, when the node joined a cluster.
     link: Option<LinkState>,
+    /// Stops the metrics collector's thread (when there is one) when the agent goes.
+    metrics_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.metrics_stop.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The agent's side of the link: the session, the desired state it applies, what it
@@ -219,7 +230,22 @@ impl Agent {
             }
             None => None,
         };
+        let metrics_stop = Arc::new(AtomicBool::new(false));
+        if let (Some(metrics), Some(link)) = (&config.metrics, &link) {
+            let collector = crate::metrics::Collector::open(config.runtime.clone())
+                .context("starting the metrics collector")?;
+            crate::metrics::spawn(
+                metrics.clone(),
+                collector,
+                Box::new(link.link.metrics_publisher()?),
+                link.boot_id,
+                link.start_unix_ms,
+                metrics_stop.clone(),
+            )
+            .context("starting the metrics thread")?;
+        }
         Ok(Self {
+            metrics_stop,
             runtime,
             images,
             state,

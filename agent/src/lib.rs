@@ -6,6 +6,7 @@ pub mod events;
 pub mod image;
 pub mod link;
 pub mod logs;
+pub mod metrics;
 pub mod network;
 pub mod pod;
 pub mod preflight;

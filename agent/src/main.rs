@@ -137,6 +137,17 @@ struct RunArgs {
     /// MQTT keepalive in seconds.
     #[arg(long, default_value_t = 60)]
     mqtt_keepalive_secs: u64,
+    /// How often metrics are sampled, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    metrics_interval_ms: u64,
+    /// How often a batch of metric samples is published to the controller, in
+    /// milliseconds (a whole number of sampling intervals); 0 turns metrics off.
+    #[arg(long, default_value_t = 60_000)]
+    metrics_publish_interval_ms: u64,
+    /// Every how many batches one carries every series, changed or not (the others leave
+    /// unchanged ones out); the first batch of every connection always does.
+    #[arg(long, default_value_t = 10)]
+    metrics_complete_every: u32,
     /// The node's pod bridge (also names the nftables table `kelp_<bridge>`).
     #[arg(long, default_value = "kelp0")]
     bridge: String,
@@ -252,6 +263,21 @@ fn run(cli: Cli) -> Result<()> {
             if !(args.probe_time_scale > 0.0 && args.probe_time_scale <= 100.0) {
                 bail!("--probe-time-scale must be above 0 and at most 100");
             }
+            let metrics = match args.metrics_publish_interval_ms {
+                0 => None,
+                publish => {
+                    if args.metrics_interval_ms < 100 || args.metrics_interval_ms > publish {
+                        bail!(
+                            "--metrics-interval-ms must be at least 100 and at most --metrics-publish-interval-ms ({publish})"
+                        );
+                    }
+                    Some(kelp_agent::metrics::MetricsConfig {
+                        interval: Duration::from_millis(args.metrics_interval_ms),
+                        publish_interval: Duration::from_millis(publish),
+                        complete_every: args.metrics_complete_every.max(1),
+                    })
+                }
+            };
             if let Some(parent) = args.stop_with_parent {
                 rustix::process::set_parent_process_death_signal(Some(
                     rustix::process::Signal::TERM,
@@ -321,6 +347,7 @@ fn run(cli: Cli) -> Result<()> {
                 },
                 node_ip: args.node_ip,
                 probe_time_scale: args.probe_time_scale,
+                metrics,
                 link,
             })?;
             agent.run(&AtomicBool::new(false))?;

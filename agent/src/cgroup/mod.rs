@@ -260,6 +260,53 @@ impl Cgroups {
         })
     }
 
+    /// A cgroup filesystem laid out below `root` instead of `/sys/fs/cgroup`: on v1 each
+    /// hierarchy is the subdirectory named after its controller (`cpu`, `cpuacct`,
+    /// `memory`, `pids`, … — symlinks to a co-mounted `cpu,cpuacct` are fine), on v2 `root`
+    /// itself. For reading captured cgroup trees ([`Cgroups::sample`]); libcgroups, which
+    /// [`Cgroups::stats`] and the freezer use, still looks at the real root.
+    pub fn at(version: CgroupVersion, root: &Path) -> Self {
+        let layout = match version {
+            CgroupVersion::V2 => Layout::V2 {
+                root: root.to_path_buf(),
+            },
+            CgroupVersion::V1 => {
+                let controllers: HashMap<ControllerType, PathBuf> = [
+                    (ControllerType::Cpu, "cpu"),
+                    (ControllerType::CpuAcct, "cpuacct"),
+                    (ControllerType::CpuSet, "cpuset"),
+                    (ControllerType::Memory, "memory"),
+                    (ControllerType::Pids, "pids"),
+                    (ControllerType::Freezer, "freezer"),
+                    (ControllerType::Blkio, "blkio"),
+                    (ControllerType::Devices, "devices"),
+                ]
+                .into_iter()
+                .map(|(controller, name)| (controller, root.join(name)))
+                .filter(|(_, dir)| dir.is_dir())
+                .collect();
+                let mut hierarchies: Vec<PathBuf> = controllers
+                    .values()
+                    .map(|dir| fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()))
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                if hierarchies.is_empty() {
+                    hierarchies.push(root.to_path_buf());
+                }
+                Layout::V1 {
+                    hierarchies,
+                    controllers,
+                }
+            }
+        };
+        Cgroups {
+            version,
+            layout,
+            kill_timeout: DEFAULT_KILL_TIMEOUT,
+        }
+    }
+
     /// Changes how long [`Cgroups::kill_all`] keeps trying.
     pub fn with_kill_timeout(mut self, timeout: Duration) -> Self {
         self.kill_timeout = timeout;
@@ -481,6 +528,25 @@ impl Cgroups {
     pub fn stats(&self, path: &str) -> Result<CgroupStats> {
         let rel = RelPath::parse(path)?;
         stats::read(self, &rel)
+    }
+
+    /// What [`Cgroups::stats`] reads, read from the cgroup's files directly, without
+    /// libcgroups: cheaper (no manager per call, which on v1 reads the mount table; none of
+    /// the hugetlb, blkio and pressure files the metrics collector does not report), for
+    /// sampling every few seconds. Files of controllers the cgroup lacks are left out, as
+    /// in the fallback of [`Cgroups::stats`].
+    pub fn sample(&self, path: &str) -> Result<CgroupStats> {
+        let rel = RelPath::parse(path)?;
+        let mut stats = match self.version {
+            CgroupVersion::V1 => stats::read_v1(self, &rel)?,
+            CgroupVersion::V2 => stats::read_v2(&self.v2_dir(&rel))?,
+        };
+        stats.oom_kills = match stats::oom_kills(self, &rel) {
+            Ok(kills) => Some(kills),
+            Err(CgroupError::NoController { .. }) => None,
+            Err(err) => return Err(err),
+        };
+        Ok(stats)
     }
 
     /// How many processes the kernel's OOM killer killed in `path`'s subtree.

@@ -29,7 +29,9 @@ pub mod request;
 pub mod secret_dir;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kelp_shared::join::JoinFile;
@@ -153,6 +155,74 @@ pub struct Link {
     client: Client,
     config: LinkConfig,
     pub inbox: Receiver<Inbound>,
+    shared: Arc<Shared>,
+}
+
+/// What the link thread and the publishers on other threads share.
+#[derive(Debug, Default)]
+struct Shared {
+    /// The session (CONNACK count) while connected; 0 while not.
+    session: AtomicU64,
+    /// When a metrics batch was last queued, in ms after `epoch`; 0: never.
+    metrics_sent_ms: AtomicU64,
+    epoch: std::sync::OnceLock<Instant>,
+}
+
+impl Shared {
+    fn since_epoch(&self, at: Instant) -> u64 {
+        let epoch = *self.epoch.get_or_init(Instant::now);
+        u64::try_from(at.saturating_duration_since(epoch).as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// When the last metrics batch was queued, if ever.
+    fn metrics_sent(&self) -> Option<Instant> {
+        let ms = self.metrics_sent_ms.load(Ordering::Relaxed);
+        let epoch = *self.epoch.get()?;
+        (ms > 0).then(|| epoch + Duration::from_millis(ms))
+    }
+}
+
+/// Publishes metrics batches on the node's `metrics` topic (QoS 0, not retained) through
+/// the link's session; see [`crate::metrics`].
+pub struct MetricsPublisher {
+    client: Client,
+    topic: String,
+    cluster: ClusterId,
+    shared: Arc<Shared>,
+}
+
+impl crate::metrics::Publisher for MetricsPublisher {
+    fn session(&self) -> Option<u64> {
+        Some(self.shared.session.load(Ordering::Relaxed)).filter(|&s| s != 0)
+    }
+
+    fn publish(&self, samples: &kelp_shared::wire::Samples) -> bool {
+        let payload = match Envelope::seal_message(self.cluster, samples, true) {
+            Ok(envelope) => envelope.encode(),
+            Err(e) => {
+                tracing::warn!("metrics batch not sent: {e}");
+                return false;
+            }
+        };
+        if payload.len() + self.topic.len() + 16 > MAX_PACKET {
+            tracing::warn!(
+                "metrics batch not sent: {} bytes is over the packet limit",
+                payload.len()
+            );
+            return false;
+        }
+        let queued = self
+            .client
+            .try_publish(self.topic.clone(), QoS::AtMostOnce, false, payload)
+            .is_ok();
+        if queued {
+            let now = self.shared.since_epoch(Instant::now());
+            self.shared.metrics_sent_ms.store(now, Ordering::Relaxed);
+        }
+        queued
+    }
 }
 
 impl Link {
@@ -185,6 +255,9 @@ impl Link {
         let (tx, inbox) = mpsc::channel();
         let thread_client = client.clone();
         let thread_config = config.clone();
+        let shared = Arc::new(Shared::default());
+        shared.since_epoch(Instant::now());
+        let thread_shared = shared.clone();
         std::thread::Builder::new()
             .name("mqtt-link".into())
             .spawn(move || {
@@ -196,12 +269,24 @@ impl Link {
                     tx,
                     &mut birth,
                     requests,
+                    &thread_shared,
                 )
             })?;
         Ok(Self {
             client,
             config,
             inbox,
+            shared,
+        })
+    }
+
+    /// A publisher of metrics batches through this link.
+    pub fn metrics_publisher(&self) -> anyhow::Result<MetricsPublisher> {
+        Ok(MetricsPublisher {
+            client: self.client.clone(),
+            topic: self.config.topics.metrics(&self.config.node)?,
+            cluster: self.config.cluster,
+            shared: self.shared.clone(),
         })
     }
 
@@ -250,6 +335,7 @@ fn run(
     tx: Sender<Inbound>,
     birth: &mut dyn FnMut(u64) -> Birth,
     requests: Option<RequestHandler>,
+    shared: &Shared,
 ) {
     let desired_topic = match config.topics.desired(&config.node) {
         Ok(t) => t,
@@ -310,6 +396,18 @@ fn run(
                 }
             }
         }
+        // A metrics batch tells the controller the node is alive as well as a heartbeat
+        // would (the idle budget has no room for both): none is due until a quarter
+        // keepalive after the next batch should have come (still within the controller's
+        // grace of 1.5 keepalives), so a batch a few milliseconds late does not bring
+        // heartbeats back.
+        let metrics_cover = shared
+            .metrics_sent()
+            .map(|at| at + config.keepalive + config.keepalive / 4)
+            .filter(|&until| until > next_heartbeat);
+        if let (Some(until), true) = (metrics_cover, Instant::now() >= next_heartbeat) {
+            next_heartbeat = until;
+        }
         if Instant::now() >= next_heartbeat {
             next_heartbeat = Instant::now() + config.keepalive;
             if let (true, true, Some((_, boot_id))) = (connected, claimed, own) {
@@ -333,6 +431,7 @@ fn run(
                 backoff = config.reconnect_min;
                 next_heartbeat = Instant::now() + config.keepalive;
                 seq += 1;
+                shared.session.store(seq, Ordering::Relaxed);
                 if !claimed && claim_until.is_none() {
                     claim_until = Some(Instant::now() + config.claim_window);
                 }
@@ -443,6 +542,7 @@ fn run(
             Some(Ok(_)) => {}
             Some(Err(e)) => {
                 connected = false;
+                shared.session.store(0, Ordering::Relaxed);
                 tracing::warn!(
                     "MQTT connection to {}:{}: {e}; retrying in {backoff:?}",
                     config.host,
