@@ -74,6 +74,19 @@ impl Fleet {
         keepalive: Option<u64>,
         server_args: &[&str],
     ) -> Self {
+        Self::start_configured(tag, subnet, broker, count, keepalive, server_args, &[])
+    }
+
+    /// [`Fleet::start_with`] with more flags for every `kelp-agent run`.
+    fn start_configured(
+        tag: char,
+        subnet: u8,
+        broker: Broker,
+        count: u8,
+        keepalive: Option<u64>,
+        server_args: &[&str],
+        agent_args: &[&str],
+    ) -> Self {
         let lan = Lan::new(tag, subnet);
         let base =
             Dir(PathBuf::from("/var/tmp").join(format!("kelp-fleet-{tag}-{}", std::process::id())));
@@ -140,6 +153,7 @@ impl Fleet {
             let host = Host::new(&fleet.lan, tag, i);
             let mut node = FleetNode::new(&name, host, join, tag, i);
             node.keepalive_secs = keepalive;
+            node.agent_args = agent_args.iter().map(|a| a.to_string()).collect();
             node.start_agent();
             fleet.nodes.push(node);
         }
@@ -1446,13 +1460,66 @@ fn mosquitto_acl_from_kelp_isolates_nodes_and_revokes_them() {
     );
 }
 
-/// `kelp mqtt nodes` (issue 11): a field engineer's laptop on the broker with an observer's
-/// credentials and no controller in the loop sees every node of a fleet on Mosquitto (with
-/// kelp's ACL) online, marks the one whose link is cut offline (its will), and online again
-/// when it is back; `kelp mqtt node NAME` shows one in detail.
+/// Metrics across a real fleet (issue 11): real agents on Mosquitto (kelp's ACL) sample every
+/// 500 ms and publish every 2 s; the controller serves them (`kelp top nodes`, `/metrics`),
+/// and a field engineer's laptop on the broker with an observer's credentials and no
+/// controller in the loop (`kelp mqtt nodes`) sees every node online with its figures, marks
+/// the one whose link is cut offline (its will), and online again when it is back;
+/// `kelp mqtt node NAME` shows one in detail.
 #[test]
-fn mqtt_nodes_shows_the_fleet_and_a_cut_off_node_offline() {
-    let fleet = Fleet::start('o', 9, Broker::MosquittoManaged, 3, Some(KEEPALIVE));
+fn metrics_reach_kelp_top_and_kelp_mqtt_nodes_marks_a_cut_off_node_offline() {
+    let fleet = Fleet::start_configured(
+        'o',
+        9,
+        Broker::MosquittoManaged,
+        3,
+        Some(KEEPALIVE),
+        &[],
+        &[
+            "--metrics-interval-ms",
+            "500",
+            "--metrics-publish-interval-ms",
+            "2000",
+        ],
+    );
+    let names = ["n1", "n2", "n3"];
+
+    // The controller: every node in `kelp top nodes`, with a CPU and memory figure.
+    let top = fleet.wait(
+        "every node in kelp top nodes",
+        Duration::from_secs(60),
+        |f| {
+            let out = f.server.kelp(&["top", "nodes"]);
+            let table = text(&out.stdout);
+            let rows: BTreeMap<String, Vec<String>> = table
+                .lines()
+                .skip(1)
+                .filter_map(|l| {
+                    let cols: Vec<String> = l.split_whitespace().map(str::to_owned).collect();
+                    Some((cols.first()?.clone(), cols))
+                })
+                .collect();
+            let complete = names.iter().all(|n| {
+                rows.get(*n).is_some_and(|cols| {
+                    cols.len() == 5 && cols[1].ends_with('m') && cols[3].ends_with("Mi")
+                })
+            });
+            if !complete {
+                eprintln!(
+                    "kelp top nodes, not yet complete:\n{table}{}",
+                    text(&out.stderr)
+                );
+            }
+            complete.then_some(table)
+        },
+    );
+    println!("kelp top nodes:\n{top}");
+    let metrics = fleet.server.ok(&["get", "--raw", "/metrics"]);
+    for n in names {
+        let line = format!("node_memory_working_set_bytes{{node=\"{n}\"}}");
+        assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
+    }
+
     let observer = fleet.base.0.join("laptop.observer.yaml");
     fleet.server.ok(&[
         "observer",
@@ -1462,8 +1529,9 @@ fn mqtt_nodes_shows_the_fleet_and_a_cut_off_node_offline() {
         observer.to_str().unwrap(),
     ]);
     let observer = observer.to_str().unwrap().to_owned();
-    // Each node's ONLINE column, as `kelp mqtt nodes --once` prints it.
-    let online = |f: &Fleet| -> Option<BTreeMap<String, String>> {
+    // `kelp mqtt nodes --once`: each node's row, by column name.
+    // `wait`: how long it listens (status and reports are retained and come at once).
+    let table = |f: &Fleet, wait: &str| -> Option<BTreeMap<String, BTreeMap<String, String>>> {
         let out = f.server.kelp(&[
             "mqtt",
             "nodes",
@@ -1471,7 +1539,7 @@ fn mqtt_nodes_shows_the_fleet_and_a_cut_off_node_offline() {
             &observer,
             "--once",
             "--wait",
-            "2s",
+            wait,
         ]);
         if !out.status.success() {
             // The server writes the observer into Mosquitto's files; the broker reloads them.
@@ -1496,25 +1564,64 @@ fn mqtt_nodes_shows_the_fleet_and_a_cut_off_node_offline() {
             ],
             "{table}"
         );
+        let columns = [
+            "ONLINE",
+            "LAST SEEN",
+            "CPU",
+            "MEMORY",
+            "DISK",
+            "TEMP",
+            "THROTTLED",
+            "PODS",
+        ];
         Some(
             lines
                 .filter_map(|l| {
-                    let cols: Vec<&str> = l.split_whitespace().collect();
-                    Some((cols.first()?.to_string(), cols.get(1)?.to_string()))
+                    let mut cols: Vec<String> = l.split_whitespace().map(str::to_owned).collect();
+                    // LAST SEEN is one cell of two words ("5s ago") or one ("<unknown>").
+                    if cols.get(3).map(String::as_str) == Some("ago") {
+                        let ago = cols.remove(3);
+                        cols[2] = format!("{} {ago}", cols[2]);
+                    }
+                    let name = cols.first()?.clone();
+                    Some((
+                        name,
+                        columns
+                            .iter()
+                            .map(|c| c.to_string())
+                            .zip(cols.into_iter().skip(1))
+                            .collect(),
+                    ))
                 })
                 .collect(),
         )
     };
-    let all = |state: &str| -> BTreeMap<String, String> {
-        ["n1", "n2", "n3"]
-            .map(|n| (n.to_owned(), state.to_owned()))
-            .into()
+    let online = |t: &BTreeMap<String, BTreeMap<String, String>>| -> BTreeMap<String, String> {
+        t.iter()
+            .map(|(n, cols)| (n.clone(), cols["ONLINE"].clone()))
+            .collect()
     };
-    fleet.wait(
-        "every node online in kelp mqtt nodes",
-        Duration::from_secs(30),
-        |f| online(f).filter(|o| *o == all("yes")),
+    let all = |state: &str| -> BTreeMap<String, String> {
+        names.map(|n| (n.to_owned(), state.to_owned())).into()
+    };
+    // Disk capacity does not change, so only complete batches (every 10th, here every 20 s)
+    // carry it: listen that long.
+    let seen = fleet.wait(
+        "every node online with figures in kelp mqtt nodes",
+        Duration::from_secs(60),
+        |f| {
+            let t = table(f, "21s")?;
+            let figures = t.values().all(|cols| {
+                cols["CPU"].ends_with('%')
+                    && cols["MEMORY"].ends_with('%')
+                    && cols["DISK"].ends_with('%')
+                    && cols["LAST SEEN"].ends_with(" ago")
+                    && cols["PODS"] == "0/0"
+            });
+            (online(&t) == all("yes") && figures).then_some(t)
+        },
     );
+    println!("kelp mqtt nodes: {seen:?}");
 
     let n2 = fleet.node("n2");
     let cut_at = Instant::now();
@@ -1524,35 +1631,33 @@ fn mqtt_nodes_shows_the_fleet_and_a_cut_off_node_offline() {
     fleet.wait(
         "n2 offline in kelp mqtt nodes after its link was cut",
         will_deadline() + Duration::from_secs(5),
-        |f| online(f).filter(|o| *o == want),
+        |f| table(f, "3s").filter(|t| online(t) == want),
     );
     println!(
         "kelp mqtt nodes showed n2 offline {:?} after its link was cut",
         cut_at.elapsed()
     );
-    let detail = fleet.server.ok(&[
-        "mqtt",
-        "node",
-        "n2",
-        "--credentials",
-        &observer,
-        "--once",
-        "--wait",
-        "1s",
-    ]);
-    // The will replaced the retained birth; the retained report is still there.
-    let online_line = detail
-        .lines()
-        .find(|l| l.starts_with("Online:"))
-        .unwrap_or("");
-    assert_eq!(
-        online_line.split_whitespace().nth(1),
-        Some("no"),
-        "{detail}"
-    );
-    assert!(detail.contains("Condition Ready:"), "{detail}");
+    // Series that do not change (pid_max, capacities) come only in complete batches (every
+    // 10th, here every 20 s): a laptop that just connected waits for one.
+    let detail = fleet.wait("n1 in detail with its PIDs", Duration::from_secs(40), |f| {
+        let out = f.server.kelp(&[
+            "mqtt",
+            "node",
+            "n1",
+            "--credentials",
+            &observer,
+            "--once",
+            "--wait",
+            "5s",
+        ]);
+        let detail = text(&out.stdout);
+        (out.status.success() && detail.contains("PIDs:")).then_some(detail)
+    });
+    for want in ["Online:", "kernel", "Memory:", "Disk:", "Load:"] {
+        assert!(detail.contains(want), "{want} missing:\n{detail}");
+    }
     n2.host.restore();
     fleet.wait("n2 online again", Duration::from_secs(90), |f| {
-        online(f).filter(|o| *o == all("yes"))
+        table(f, "3s").filter(|t| online(t) == all("yes"))
     });
 }

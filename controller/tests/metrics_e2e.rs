@@ -344,6 +344,13 @@ fn top_prometheus_summary_pressure_and_mqtt_from_hand_built_samples() {
     let reply = http.get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/web");
     assert_eq!(reply.body["kind"], "PodMetrics", "{}", reply.text);
     assert_eq!(reply.body["containers"].as_array().unwrap().len(), 2);
+    let raw = ok(&server.kelp(&["get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes"]));
+    assert!(raw.contains("NodeMetricsList"), "{raw}");
+    let raw = ok(&server.kelp(&["get", "--raw", "/metrics"]));
+    assert!(
+        raw.contains("# TYPE node_cpu_usage_seconds_total counter"),
+        "{raw}"
+    );
     let groups = http.get("/apis");
     assert!(groups.text.contains("metrics.k8s.io"), "{}", groups.text);
 

@@ -234,6 +234,10 @@ pub struct GetArgs {
     /// Leave out the header row.
     #[arg(long)]
     pub no_headers: bool,
+    /// Print the server's answer to GET of this path as it is (`/metrics`,
+    /// `/api/v1/nodes/NODE/proxy/stats/summary`).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["resources", "output", "watch"])]
+    pub raw: Option<String>,
 }
 
 /// `kelp describe`.

@@ -12,8 +12,8 @@
 //!
 //! LAST SEEN is the newest of: a message heard live (not a retained one) and the newest
 //! metric sample; `<unknown>` when only retained state was read. CPU is the node's usage
-//! rate over the last minute as a share of its capacity (needs two samples); MEMORY is
-//! capacity minus MemAvailable; DISK the used share of the node's filesystem; TEMP the SoC
+//! rate over the last minute as a share of its capacity (needs two samples); MEMORY its
+//! working set's share of its memory (as `kelp top nodes`), else capacity minus MemAvailable; DISK the used share of the node's filesystem; TEMP the SoC
 //! temperature; THROTTLED the Raspberry Pi firmware's current flags (`no`, `past` when only
 //! "has occurred" bits are set).
 
@@ -381,13 +381,15 @@ impl Figures {
         };
         let memory_total = node_value(m, Metric::MemoryCapacityBytes)
             .or_else(|| capacity.map(|c| c.memory_bytes as i64));
+        // The working set, as `kelp top nodes` shows it (what the kubelet evicts on), else
+        // what MemAvailable leaves.
         let memory = match (
             memory_total,
-            node_value(m, Metric::MemoryAvailableBytes),
             node_value(m, Metric::MemoryWorkingSetBytes),
+            node_value(m, Metric::MemoryAvailableBytes),
         ) {
-            (Some(total), Some(available), _) => share(total - available, total),
-            (Some(total), None, Some(ws)) => share(ws, total),
+            (Some(total), Some(ws), _) => share(ws, total),
+            (Some(total), None, Some(available)) => share(total - available, total),
             _ => UNKNOWN.into(),
         };
         let disk = match (
