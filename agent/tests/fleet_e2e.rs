@@ -1520,6 +1520,47 @@ fn metrics_reach_kelp_top_and_kelp_mqtt_nodes_marks_a_cut_off_node_offline() {
         assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
     }
 
+    // A real container: its pod in `kelp top pods`, its series in /metrics and the Summary.
+    let pods = BTreeMap::from([("t1", "n1")]);
+    fleet
+        .server
+        .apply("t1", &pod_yaml("t1", "n1", "sleep 3600", "Always"));
+    fleet.wait_running(&pods, Duration::from_secs(120));
+    let top = fleet.wait("pod t1 in kelp top pods", Duration::from_secs(30), |f| {
+        let out = text(&f.server.kelp(&["top", "pods", "--containers"]).stdout);
+        out.lines()
+            .any(|l| l.split_whitespace().take(2).eq(["t1", "c"]))
+            .then_some(out)
+    });
+    println!("kelp top pods --containers:\n{top}");
+    let metrics = fleet.server.ok(&["get", "--raw", "/metrics"]);
+    for family in [
+        "container_cpu_usage_seconds_total",
+        "container_memory_working_set_bytes",
+        "container_start_time_seconds",
+    ] {
+        let labels =
+            format!("{family}{{container=\"c\",namespace=\"default\",node=\"n1\",pod=\"t1\"}}");
+        assert!(metrics.contains(&labels), "{labels} missing:\n{metrics}");
+    }
+    let summary: serde_json::Value = serde_json::from_str(&fleet.server.ok(&[
+        "get",
+        "--raw",
+        "/api/v1/nodes/n1/proxy/stats/summary",
+    ]))
+    .unwrap();
+    let t1 = summary["pods"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["podRef"]["name"] == "t1"))
+        .unwrap_or_else(|| panic!("t1 in the Summary: {summary:#}"));
+    assert_eq!(t1["containers"][0]["name"], "c", "{t1:#}");
+    assert!(
+        t1["containers"][0]["memory"]["workingSetBytes"]
+            .as_u64()
+            .is_some(),
+        "{t1:#}"
+    );
+
     let observer = fleet.base.0.join("laptop.observer.yaml");
     fleet.server.ok(&[
         "observer",
@@ -1611,12 +1652,13 @@ fn metrics_reach_kelp_top_and_kelp_mqtt_nodes_marks_a_cut_off_node_offline() {
         Duration::from_secs(60),
         |f| {
             let t = table(f, "21s")?;
-            let figures = t.values().all(|cols| {
+            let figures = t.iter().all(|(name, cols)| {
+                let pods = if name == "n1" { "1/0" } else { "0/0" };
                 cols["CPU"].ends_with('%')
                     && cols["MEMORY"].ends_with('%')
                     && cols["DISK"].ends_with('%')
                     && cols["LAST SEEN"].ends_with(" ago")
-                    && cols["PODS"] == "0/0"
+                    && cols["PODS"] == pods
             });
             (online(&t) == all("yes") && figures).then_some(t)
         },
