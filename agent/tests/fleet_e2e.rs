@@ -74,6 +74,19 @@ impl Fleet {
         keepalive: Option<u64>,
         server_args: &[&str],
     ) -> Self {
+        Self::start_configured(tag, subnet, broker, count, keepalive, server_args, &[])
+    }
+
+    /// [`Fleet::start_with`] with more flags for every `kelp-agent run`.
+    fn start_configured(
+        tag: char,
+        subnet: u8,
+        broker: Broker,
+        count: u8,
+        keepalive: Option<u64>,
+        server_args: &[&str],
+        agent_args: &[&str],
+    ) -> Self {
         let lan = Lan::new(tag, subnet);
         let base =
             Dir(PathBuf::from("/var/tmp").join(format!("kelp-fleet-{tag}-{}", std::process::id())));
@@ -140,6 +153,7 @@ impl Fleet {
             let host = Host::new(&fleet.lan, tag, i);
             let mut node = FleetNode::new(&name, host, join, tag, i);
             node.keepalive_secs = keepalive;
+            node.agent_args = agent_args.iter().map(|a| a.to_string()).collect();
             node.start_agent();
             fleet.nodes.push(node);
         }
@@ -1444,4 +1458,248 @@ fn mosquitto_acl_from_kelp_isolates_nodes_and_revokes_them() {
         "Mosquitto refused n2:\n{}",
         broker.log()
     );
+}
+
+/// Metrics across a real fleet (issue 11): real agents on Mosquitto (kelp's ACL) sample every
+/// 500 ms and publish every 2 s; the controller serves them (`kelp top nodes`, `/metrics`),
+/// and a field engineer's laptop on the broker with an observer's credentials and no
+/// controller in the loop (`kelp mqtt nodes`) sees every node online with its figures, marks
+/// the one whose link is cut offline (its will), and online again when it is back;
+/// `kelp mqtt node NAME` shows one in detail.
+#[test]
+fn metrics_reach_kelp_top_and_kelp_mqtt_nodes_marks_a_cut_off_node_offline() {
+    let fleet = Fleet::start_configured(
+        'o',
+        9,
+        Broker::MosquittoManaged,
+        3,
+        Some(KEEPALIVE),
+        &[],
+        &[
+            "--metrics-interval-ms",
+            "500",
+            "--metrics-publish-interval-ms",
+            "2000",
+        ],
+    );
+    let names = ["n1", "n2", "n3"];
+
+    // The controller: every node in `kelp top nodes`, with a CPU and memory figure.
+    let top = fleet.wait(
+        "every node in kelp top nodes",
+        Duration::from_secs(60),
+        |f| {
+            let out = f.server.kelp(&["top", "nodes"]);
+            let table = text(&out.stdout);
+            let rows: BTreeMap<String, Vec<String>> = table
+                .lines()
+                .skip(1)
+                .filter_map(|l| {
+                    let cols: Vec<String> = l.split_whitespace().map(str::to_owned).collect();
+                    Some((cols.first()?.clone(), cols))
+                })
+                .collect();
+            let complete = names.iter().all(|n| {
+                rows.get(*n).is_some_and(|cols| {
+                    cols.len() == 5 && cols[1].ends_with('m') && cols[3].ends_with("Mi")
+                })
+            });
+            if !complete {
+                eprintln!(
+                    "kelp top nodes, not yet complete:\n{table}{}",
+                    text(&out.stderr)
+                );
+            }
+            complete.then_some(table)
+        },
+    );
+    println!("kelp top nodes:\n{top}");
+    let metrics = fleet.server.ok(&["get", "--raw", "/metrics"]);
+    for n in names {
+        let line = format!("node_memory_working_set_bytes{{node=\"{n}\"}}");
+        assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
+    }
+
+    // A real container: its pod in `kelp top pods`, its series in /metrics and the Summary.
+    let pods = BTreeMap::from([("t1", "n1")]);
+    fleet
+        .server
+        .apply("t1", &pod_yaml("t1", "n1", "sleep 3600", "Always"));
+    fleet.wait_running(&pods, Duration::from_secs(120));
+    let top = fleet.wait("pod t1 in kelp top pods", Duration::from_secs(30), |f| {
+        let out = text(&f.server.kelp(&["top", "pods", "--containers"]).stdout);
+        out.lines()
+            .any(|l| l.split_whitespace().take(2).eq(["t1", "c"]))
+            .then_some(out)
+    });
+    println!("kelp top pods --containers:\n{top}");
+    let metrics = fleet.server.ok(&["get", "--raw", "/metrics"]);
+    for family in [
+        "container_cpu_usage_seconds_total",
+        "container_memory_working_set_bytes",
+        "container_start_time_seconds",
+    ] {
+        let labels =
+            format!("{family}{{container=\"c\",namespace=\"default\",node=\"n1\",pod=\"t1\"}}");
+        assert!(metrics.contains(&labels), "{labels} missing:\n{metrics}");
+    }
+    let summary: serde_json::Value = serde_json::from_str(&fleet.server.ok(&[
+        "get",
+        "--raw",
+        "/api/v1/nodes/n1/proxy/stats/summary",
+    ]))
+    .unwrap();
+    let t1 = summary["pods"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["podRef"]["name"] == "t1"))
+        .unwrap_or_else(|| panic!("t1 in the Summary: {summary:#}"));
+    assert_eq!(t1["containers"][0]["name"], "c", "{t1:#}");
+    assert!(
+        t1["containers"][0]["memory"]["workingSetBytes"]
+            .as_u64()
+            .is_some(),
+        "{t1:#}"
+    );
+
+    let observer = fleet.base.0.join("laptop.observer.yaml");
+    fleet.server.ok(&[
+        "observer",
+        "add",
+        "laptop",
+        "-o",
+        observer.to_str().unwrap(),
+    ]);
+    let observer = observer.to_str().unwrap().to_owned();
+    // `kelp mqtt nodes --once`: each node's row, by column name.
+    // `wait`: how long it listens (status and reports are retained and come at once).
+    let table = |f: &Fleet, wait: &str| -> Option<BTreeMap<String, BTreeMap<String, String>>> {
+        let out = f.server.kelp(&[
+            "mqtt",
+            "nodes",
+            "--credentials",
+            &observer,
+            "--once",
+            "--wait",
+            wait,
+        ]);
+        if !out.status.success() {
+            // The server writes the observer into Mosquitto's files; the broker reloads them.
+            return None;
+        }
+        let table = text(&out.stdout);
+        let mut lines = table.lines();
+        let header: Vec<&str> = lines.next()?.split_whitespace().collect();
+        assert_eq!(
+            header,
+            [
+                "NODE",
+                "ONLINE",
+                "LAST",
+                "SEEN",
+                "CPU",
+                "MEMORY",
+                "DISK",
+                "TEMP",
+                "THROTTLED",
+                "PODS"
+            ],
+            "{table}"
+        );
+        let columns = [
+            "ONLINE",
+            "LAST SEEN",
+            "CPU",
+            "MEMORY",
+            "DISK",
+            "TEMP",
+            "THROTTLED",
+            "PODS",
+        ];
+        Some(
+            lines
+                .filter_map(|l| {
+                    let mut cols: Vec<String> = l.split_whitespace().map(str::to_owned).collect();
+                    // LAST SEEN is one cell of two words ("5s ago") or one ("<unknown>").
+                    if cols.get(3).map(String::as_str) == Some("ago") {
+                        let ago = cols.remove(3);
+                        cols[2] = format!("{} {ago}", cols[2]);
+                    }
+                    let name = cols.first()?.clone();
+                    Some((
+                        name,
+                        columns
+                            .iter()
+                            .map(|c| c.to_string())
+                            .zip(cols.into_iter().skip(1))
+                            .collect(),
+                    ))
+                })
+                .collect(),
+        )
+    };
+    let online = |t: &BTreeMap<String, BTreeMap<String, String>>| -> BTreeMap<String, String> {
+        t.iter()
+            .map(|(n, cols)| (n.clone(), cols["ONLINE"].clone()))
+            .collect()
+    };
+    let all = |state: &str| -> BTreeMap<String, String> {
+        names.map(|n| (n.to_owned(), state.to_owned())).into()
+    };
+    // Disk capacity does not change, so only complete batches (every 10th, here every 20 s)
+    // carry it: listen that long.
+    let seen = fleet.wait(
+        "every node online with figures in kelp mqtt nodes",
+        Duration::from_secs(60),
+        |f| {
+            let t = table(f, "21s")?;
+            let figures = t.iter().all(|(name, cols)| {
+                let pods = if name == "n1" { "1/0" } else { "0/0" };
+                cols["CPU"].ends_with('%')
+                    && cols["MEMORY"].ends_with('%')
+                    && cols["DISK"].ends_with('%')
+                    && cols["LAST SEEN"].ends_with(" ago")
+                    && cols["PODS"] == pods
+            });
+            (online(&t) == all("yes") && figures).then_some(t)
+        },
+    );
+    println!("kelp mqtt nodes: {seen:?}");
+
+    let n2 = fleet.node("n2");
+    let cut_at = Instant::now();
+    n2.host.cut();
+    let mut want = all("yes");
+    want.insert("n2".into(), "no".into());
+    fleet.wait(
+        "n2 offline in kelp mqtt nodes after its link was cut",
+        will_deadline() + Duration::from_secs(5),
+        |f| table(f, "3s").filter(|t| online(t) == want),
+    );
+    println!(
+        "kelp mqtt nodes showed n2 offline {:?} after its link was cut",
+        cut_at.elapsed()
+    );
+    // Series that do not change (pid_max, capacities) come only in complete batches (every
+    // 10th, here every 20 s): a laptop that just connected waits for one.
+    let detail = fleet.wait("n1 in detail with its PIDs", Duration::from_secs(40), |f| {
+        let out = f.server.kelp(&[
+            "mqtt",
+            "node",
+            "n1",
+            "--credentials",
+            &observer,
+            "--once",
+            "--wait",
+            "5s",
+        ]);
+        let detail = text(&out.stdout);
+        (out.status.success() && detail.contains("PIDs:")).then_some(detail)
+    });
+    for want in ["Online:", "kernel", "Memory:", "Disk:", "Load:"] {
+        assert!(detail.contains(want), "{want} missing:\n{detail}");
+    }
+    n2.host.restore();
+    fleet.wait("n2 online again", Duration::from_secs(90), |f| {
+        table(f, "3s").filter(|t| online(t) == all("yes"))
+    });
 }

@@ -5,6 +5,7 @@
 //! - [`cli`]: the kubectl-like commands.
 //! - [`hub`]: the MQTT side: embedded broker, desired state out, births and reports in.
 //! - [`events`]: the events nodes and components report, kept in memory for an hour.
+//! - [`metrics`]: node, pod and container metrics, kept in memory; `/metrics`, Summary, top.
 //! - [`config`]: the client config the server writes and the CLI reads.
 //! - [`server`]: `kelp server`: wires it all together.
 
@@ -15,6 +16,7 @@ pub mod controllers;
 pub mod events;
 pub mod hub;
 pub mod local_agent;
+pub mod metrics;
 pub mod scheduler;
 pub mod server;
 pub mod store;

@@ -5,7 +5,11 @@
 //! - the node is Ready, and not cordoned (`spec.unschedulable`);
 //! - `nodeSelector` and required node affinity ([`affinity`]): "node(s) didn't match Pod's
 //!   node affinity/selector";
-//! - `NoSchedule`/`NoExecute` taints the pod does not tolerate;
+//! - `NoSchedule`/`NoExecute` taints the pod does not tolerate; as in Kubernetes, a pod that
+//!   is not BestEffort tolerates `node.kubernetes.io/memory-pressure` (Kubernetes' admission
+//!   adds that toleration; kelp adds it here, [`implicit_tolerations`]) and a DaemonSet's pod
+//!   tolerates memory-, disk- and pid-pressure (as the DaemonSet controller adds them), so
+//!   under pressure only the pods Kubernetes would refuse are refused;
 //! - the node's pod count, then CPU and memory requests against allocatable minus what the
 //!   pods bound to it request (static pods' mirrors and running pods alike);
 //! - host ports in use;
@@ -254,6 +258,52 @@ fn pod_requests(containers: &[Value], inits: &[Value], nonzero: bool) -> Resourc
     })
 }
 
+/// Whether a pod is BestEffort: no container (init containers included) requests or limits
+/// CPU or memory.
+pub fn best_effort(pod: &Value) -> bool {
+    let spec = &pod["spec"];
+    ["containers", "initContainers"]
+        .iter()
+        .flat_map(|list| spec[*list].as_array().cloned().unwrap_or_default())
+        .all(|c| {
+            ["requests", "limits"].iter().all(|part| {
+                let r = &c["resources"][*part];
+                r.get("cpu").is_none() && r.get("memory").is_none()
+            })
+        })
+}
+
+/// The tolerations Kubernetes adds to pods on its own: `memory-pressure` for pods that are
+/// not BestEffort (admission), and the three pressure taints for a DaemonSet's pods (the
+/// DaemonSet controller), all `Exists`/`NoSchedule`.
+pub fn implicit_tolerations(pod: &Value) -> Vec<(String, String, String, String)> {
+    use crate::metrics::pressure::Kind;
+    let daemon = pod["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|o| {
+            o.iter()
+                .any(|o| o["kind"] == "DaemonSet" && o["controller"] == true)
+        });
+    let kinds: &[Kind] = if daemon {
+        &Kind::ALL
+    } else if !best_effort(pod) {
+        &[Kind::Memory]
+    } else {
+        &[]
+    };
+    kinds
+        .iter()
+        .map(|k| {
+            (
+                k.taint().to_owned(),
+                "Exists".to_owned(),
+                String::new(),
+                "NoSchedule".to_owned(),
+            )
+        })
+        .collect()
+}
+
 impl PodView {
     /// The view of a stored Pod object.
     pub fn from_object(pod: &Value) -> PodView {
@@ -305,9 +355,12 @@ impl PodView {
                                 str_of(t, "effect"),
                             )
                         })
-                        .collect()
+                        .collect::<Vec<_>>()
                 })
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into_iter()
+                .chain(implicit_tolerations(pod))
+                .collect(),
             requests: pod_requests(containers, inits, false),
             score_requests: pod_requests(containers, inits, true),
             host_ports,

@@ -322,6 +322,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         token,
         hub.requests.clone(),
         hub.events.clone(),
+        hub.metrics.clone(),
         plaintext_link,
     );
     let ns_task = tokio::spawn(api::namespaces::run(state.clone(), args.namespace_resync));

@@ -221,33 +221,38 @@ impl JoinFile {
     /// The broker's host and port (default 1883, or 8883 for `mqtts://`), and whether it
     /// is TLS.
     pub fn broker_address(&self) -> Result<(String, u16, bool), JoinError> {
-        let (scheme, rest) = self
-            .broker_url
-            .split_once("://")
-            .ok_or_else(|| invalid("brokerUrl", "no scheme"))?;
-        let tls = scheme == "mqtts";
-        let default = if tls { 8883 } else { 1883 };
-        let bad_port = |port: &str| invalid("brokerUrl", format!("bad port {port:?}"));
-        let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
-            let (host, after) = bracketed
-                .split_once(']')
-                .ok_or_else(|| invalid("brokerUrl", "unclosed `[` in the host"))?;
-            match after.strip_prefix(':') {
-                Some(port) => (host, port.parse().map_err(|_| bad_port(port))?),
-                None if after.is_empty() => (host, default),
-                None => return Err(bad_port(after)),
-            }
-        } else {
-            match rest.rsplit_once(':') {
-                Some((host, port)) => (host, port.parse().map_err(|_| bad_port(port))?),
-                None => (rest, default),
-            }
-        };
-        if host.is_empty() {
-            return Err(invalid("brokerUrl", "no host"));
-        }
-        Ok((host.to_owned(), port, tls))
+        broker_address(&self.broker_url)
     }
+}
+
+/// Host, port and TLS of a broker URL (`mqtt://host[:port]`, `mqtts://host[:port]`,
+/// `[v6]` hosts), as join and observer files give it.
+pub fn broker_address(broker_url: &str) -> Result<(String, u16, bool), JoinError> {
+    let (scheme, rest) = broker_url
+        .split_once("://")
+        .ok_or_else(|| invalid("brokerUrl", "no scheme"))?;
+    let tls = scheme == "mqtts";
+    let default = if tls { 8883 } else { 1883 };
+    let bad_port = |port: &str| invalid("brokerUrl", format!("bad port {port:?}"));
+    let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
+        let (host, after) = bracketed
+            .split_once(']')
+            .ok_or_else(|| invalid("brokerUrl", "unclosed `[` in the host"))?;
+        match after.strip_prefix(':') {
+            Some(port) => (host, port.parse().map_err(|_| bad_port(port))?),
+            None if after.is_empty() => (host, default),
+            None => return Err(bad_port(after)),
+        }
+    } else {
+        match rest.rsplit_once(':') {
+            Some((host, port)) => (host, port.parse().map_err(|_| bad_port(port))?),
+            None => (rest, default),
+        }
+    };
+    if host.is_empty() {
+        return Err(invalid("brokerUrl", "no host"));
+    }
+    Ok((host.to_owned(), port, tls))
 }
 
 #[cfg(test)]

@@ -565,6 +565,8 @@ pub struct FleetNode {
     pub join: PathBuf,
     pub bridge: String,
     pub keepalive_secs: Option<u64>,
+    /// More flags for `kelp-agent run`.
+    pub agent_args: Vec<String>,
     /// Holds the host's netns and link; dropped after the node (fields drop in order).
     pub host: Host,
 }
@@ -580,6 +582,7 @@ impl FleetNode {
             join,
             bridge: format!("kp{tag}{index}{}", short_pid()),
             keepalive_secs: None,
+            agent_args: Vec::new(),
             host,
         }
     }
@@ -620,6 +623,7 @@ impl FleetNode {
         if let Some(k) = self.keepalive_secs {
             cmd.args(["--mqtt-keepalive-secs", &k.to_string()]);
         }
+        cmd.args(&self.agent_args);
         let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

@@ -65,6 +65,13 @@ pub fn group_list() -> Value {
             json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
         })
         .collect();
+    let mut groups = groups;
+    // The resource metrics API (`crate::api::metrics`), as metrics-server registers it.
+    let gv = json!({
+        "groupVersion": format!("{}/{}", crate::metrics::resource::GROUP, crate::metrics::resource::VERSION),
+        "version": crate::metrics::resource::VERSION,
+    });
+    groups.push(json!({"name": crate::metrics::resource::GROUP, "versions": [gv.clone()], "preferredVersion": gv}));
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -138,7 +145,8 @@ mod tests {
                 "apps",
                 "batch",
                 "networking.k8s.io",
-                "rbac.authorization.k8s.io"
+                "rbac.authorization.k8s.io",
+                "metrics.k8s.io"
             ]
         );
         let apps = resource_list("apps", "v1");

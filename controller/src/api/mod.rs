@@ -5,12 +5,14 @@
 //! bearer token. One handler parses the path ([`routes`]) and dispatches; [`admission`]
 //! runs on every write; [`namespaces`] keeps the system namespaces and finishes namespace
 //! deletion; [`pod_commands`] serves a pod's `log` and `exec` by asking its node;
-//! [`events`] serves Events from the controller's memory, not the store.
+//! [`events`] serves Events from the controller's memory, not the store; [`metrics`] serves
+//! `/metrics`, `metrics.k8s.io` and the Summary API from the metrics in memory.
 
 pub mod admission;
 pub mod discovery;
 pub mod events;
 pub mod handlers;
+pub mod metrics;
 pub mod namespaces;
 pub mod pod_commands;
 pub mod routes;
@@ -28,6 +30,7 @@ use subtle::ConstantTimeEq;
 
 use crate::events::EventStore;
 use crate::hub::requests::NodeRequests;
+use crate::metrics::MetricsStore;
 use crate::store::Store;
 use status::ApiError;
 
@@ -46,6 +49,8 @@ pub struct ApiState {
     /// When set, Secrets are refused: their data would reach the nodes over this link,
     /// which is neither TLS nor loopback (the broker URL nodes are given).
     pub plaintext_link: Option<String>,
+    /// The metrics nodes publish (in memory only).
+    pub metrics: Arc<MetricsStore>,
 }
 
 impl ApiState {
@@ -58,16 +63,18 @@ impl ApiState {
             node_requests: None,
             events: Arc::default(),
             plaintext_link: None,
+            metrics: Arc::default(),
         })
     }
 
     /// The shared state for a store and token, reaching nodes through the hub's requests
-    /// and serving the events the hub records.
+    /// and serving the events and metrics the hub records.
     pub fn with_node_requests(
         store: Store,
         token: String,
         node_requests: Arc<NodeRequests>,
         events: Arc<EventStore>,
+        metrics: Arc<MetricsStore>,
         plaintext_link: Option<String>,
     ) -> Arc<ApiState> {
         Arc::new(ApiState {
@@ -77,6 +84,7 @@ impl ApiState {
             node_requests: Some(node_requests),
             events,
             plaintext_link,
+            metrics,
         })
     }
 }
@@ -107,6 +115,9 @@ async fn serve(
 ) -> Response {
     if !authorized(&state, &headers) {
         return ApiError::unauthorized().into_response();
+    }
+    if let Some(response) = metrics::serve(&state, &method, uri.path()) {
+        return response;
     }
     let route = match routes::parse(uri.path()) {
         Ok(r) => r,

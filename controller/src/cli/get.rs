@@ -12,6 +12,41 @@ use super::resource::{collection_path, object_path, parse_args, Selection};
 use super::tabwriter::TabWriter;
 use super::{emit, exit_code, Context, GetArgs, OutputFormat};
 
+/// `kelp get --raw PATH[?QUERY]`: the server's answer as it is (`/metrics`, the Summary API).
+fn get_raw(ctx: &Context, raw: &str) -> ExitCode {
+    let result = (|| {
+        let client = ctx.client()?;
+        let (path, query) = raw.split_once('?').unwrap_or((raw, ""));
+        let query: Vec<(&str, String)> = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (k, v.to_owned())
+            })
+            .collect();
+        let mut body = client.stream(path, &query)?;
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut body, &mut out)
+            .map_err(|e| ApiError::Other(format!("reading the answer: {e}")))?;
+        Ok::<_, ApiError>(out)
+    })();
+    match result {
+        Ok(bytes) => {
+            let mut text = String::from_utf8_lossy(&bytes).into_owned();
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            emit(&text);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            report_errors(&[e]);
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Fills in `apiVersion` and `kind`, which list items from the API leave out.
 pub(crate) fn with_type_meta(info: &KindInfo, mut obj: Value) -> Value {
     if let Some(map) = obj.as_object_mut() {
@@ -73,6 +108,9 @@ pub(super) fn selection_and_client<'a>(
 
 /// `kelp get`.
 pub fn run(ctx: &Context, args: &GetArgs) -> ExitCode {
+    if let Some(raw) = &args.raw {
+        return get_raw(ctx, raw);
+    }
     let (selection, client) = match selection_and_client(ctx, &args.resources) {
         Ok(sc) => sc,
         Err(code) => return code,

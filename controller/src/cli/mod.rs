@@ -8,6 +8,8 @@
 //! - [`logs`]: `kelp logs` and `kelp exec`, answered by the pod's node.
 //! - [`drain`]: `kelp cordon`, `uncordon` and `drain` (node maintenance).
 //! - [`scale`]: `kelp scale` (the replica count of workloads).
+//! - [`top`]: `kelp top nodes|pods` from the resource metrics API.
+//! - [`mqtt`]: `kelp mqtt nodes|node` straight from the broker (observer credentials).
 //! - [`get`], [`create`], [`delete`], [`discovery`]: the other commands.
 //!
 //! Every command prints like kubectl: results on stdout, `Warning: ...` and errors on
@@ -22,11 +24,13 @@ pub mod discovery;
 pub mod drain;
 pub mod get;
 pub mod logs;
+pub mod mqtt;
 pub mod node;
 pub mod printer;
 pub mod resource;
 pub mod scale;
 pub mod tabwriter;
+pub mod top;
 pub mod yaml;
 
 use std::cell::OnceCell;
@@ -93,6 +97,13 @@ pub enum Command {
     /// Read-only MQTT users for field engineers: `kelp observer add NAME`.
     #[command(subcommand)]
     Observer(ObserverCommand),
+    /// Display resource (CPU/memory) usage of nodes or pods.
+    #[command(subcommand)]
+    Top(top::TopCommand),
+    /// The fleet's health straight from the MQTT broker, with observer credentials (no
+    /// controller needed): `kelp mqtt nodes`, `kelp mqtt node NAME`.
+    #[command(subcommand)]
+    Mqtt(mqtt::MqttCommand),
 }
 
 /// `kelp node ...`.
@@ -223,6 +234,10 @@ pub struct GetArgs {
     /// Leave out the header row.
     #[arg(long)]
     pub no_headers: bool,
+    /// Print the server's answer to GET of this path as it is (`/metrics`,
+    /// `/api/v1/nodes/NODE/proxy/stats/summary`).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["resources", "output", "watch"])]
+    pub raw: Option<String>,
 }
 
 /// `kelp describe`.
@@ -481,6 +496,8 @@ pub fn run(global: GlobalArgs, command: Command) -> ExitCode {
         Command::Node(NodeCommand::Remove(args)) => node::remove(&ctx, &args.name),
         Command::Observer(ObserverCommand::Add(args)) => node::add_observer(&ctx, &args),
         Command::Observer(ObserverCommand::Remove(args)) => node::remove_observer(&ctx, &args.name),
+        Command::Top(command) => top::run(&ctx, &command),
+        Command::Mqtt(command) => mqtt::run(&command),
     }
 }
 

@@ -7,6 +7,11 @@
 //!   `node.kubernetes.io/unschedulable:NoSchedule`. Effect **NoSchedule**, not Kubernetes'
 //!   NoExecute: an edge node offline keeps running its pods, and nothing is recreated
 //!   elsewhere because a link went down.
+//! - `MemoryPressure`/`DiskPressure`/`PIDPressure=True` (the hub computes them from the
+//!   node's metrics, [`crate::metrics::pressure`]) → `node.kubernetes.io/memory-pressure`,
+//!   `disk-pressure`, `pid-pressure`, all NoSchedule, as Kubernetes' taint-nodes-by-condition.
+//!   The scheduler lets pods that are not BestEffort tolerate memory-pressure, as Kubernetes'
+//!   admission adds that toleration to them.
 //! - With `--pod-eviction-timeout`, the pods of a node not Ready for longer than that are
 //!   deleted (gracefully: they stay Terminating until the node, back again, has stopped them),
 //!   except mirror pods and DaemonSet pods. Their ReplicaSets replace them elsewhere.
@@ -60,12 +65,26 @@ pub fn wanted_taints(node: &Value) -> Vec<&'static str> {
     if node.pointer("/spec/unschedulable") == Some(&json!(true)) {
         out.push(UNSCHEDULABLE);
     }
+    for kind in crate::metrics::pressure::Kind::ALL {
+        let pressure = crate::hub::status::condition(node, kind.condition())
+            .is_some_and(|c| c["status"] == "True");
+        if pressure {
+            out.push(kind.taint());
+        }
+    }
     out
 }
 
 /// `node`'s taints with kelp's own ones brought in line; `None` when nothing changes.
 pub fn retaint(node: &Value, now: &str) -> Option<Value> {
-    let managed = [NOT_READY, UNREACHABLE, UNSCHEDULABLE];
+    let managed = [
+        NOT_READY,
+        UNREACHABLE,
+        UNSCHEDULABLE,
+        crate::metrics::pressure::Kind::Memory.taint(),
+        crate::metrics::pressure::Kind::Disk.taint(),
+        crate::metrics::pressure::Kind::Pid.taint(),
+    ];
     let wanted = wanted_taints(node);
     let current: Vec<Value> = node
         .pointer("/spec/taints")
@@ -253,6 +272,33 @@ mod tests {
         back["spec"]["unschedulable"] = json!(false);
         let clean = retaint(&back, "t").unwrap();
         assert!(clean["spec"].get("taints").is_none());
+    }
+
+    #[test]
+    fn pressure_conditions_taint_no_schedule_until_they_clear() {
+        let mut n = node("True", false, json!(null));
+        let conditions = n["status"]["conditions"].as_array_mut().unwrap();
+        for (kind, status) in [
+            ("MemoryPressure", "True"),
+            ("DiskPressure", "False"),
+            ("PIDPressure", "True"),
+        ] {
+            conditions.push(json!({"type": kind, "status": status}));
+        }
+        let out = retaint(&n, "t").unwrap();
+        assert_eq!(
+            out["spec"]["taints"],
+            json!([
+                {"key": "node.kubernetes.io/memory-pressure", "effect": "NoSchedule", "timeAdded": "t"},
+                {"key": "node.kubernetes.io/pid-pressure", "effect": "NoSchedule", "timeAdded": "t"},
+            ])
+        );
+        assert!(retaint(&out, "t").is_none(), "settled");
+        let mut clear = out.clone();
+        clear["status"]["conditions"][1]["status"] = json!("False");
+        clear["status"]["conditions"][3]["status"] = json!("False");
+        let clean = retaint(&clear, "t").unwrap();
+        assert!(clean["spec"].get("taints").is_none(), "{clean}");
     }
 
     #[test]

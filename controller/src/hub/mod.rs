@@ -8,7 +8,10 @@
 //! - In: births and last wills on `status` → the Node object ([`status`]: labels, capacity,
 //!   addresses, `Ready`), reports on `reported` → pods' status (relaxed commits: rebuilt from
 //!   the retained reports after a power cut), event batches on `events` → the in-memory
-//!   [`EventStore`](crate::events::EventStore) (never the store), with the hub's own events.
+//!   [`EventStore`](crate::events::EventStore) (never the store), with the hub's own events,
+//!   metric batches on `metrics` → the in-memory [`MetricsStore`](crate::metrics::MetricsStore)
+//!   (never the store) and, from each node's latest samples, its `MemoryPressure`,
+//!   `DiskPressure` and `PIDPressure` conditions (written only when they change).
 //! - Each node gets a /24 pod CIDR of `--cluster-cidr` ([`cidr`]) when its Node appears.
 //! - [`broker`]: the embedded rumqttd; [`link`]: the controller's rumqttc connection;
 //!   [`identity`]: cluster id, signing key, MQTT password in the data dir.
@@ -148,6 +151,8 @@ pub struct Started {
     pub requests: Arc<requests::NodeRequests>,
     /// The events nodes and the hub report, for the API.
     pub events: Arc<crate::events::EventStore>,
+    /// The metrics nodes publish, for the API.
+    pub metrics: Arc<crate::metrics::MetricsStore>,
 }
 
 /// Something that publishes a retained QoS 1 message without waiting; false when it cannot
@@ -204,7 +209,7 @@ enum Incoming {
     Static(StaticPods),
     Events(kelp_shared::wire::EventBatch),
     Heartbeat(kelp_shared::wire::Heartbeat),
-    /// A metrics batch; here only as a sign of life (an agent publishing metrics sends no
+    /// A metrics batch (also a sign of life: an agent publishing metrics sends no
     /// heartbeat in that keepalive).
     Samples(kelp_shared::wire::Samples),
 }
@@ -244,6 +249,10 @@ pub struct Hub {
     node_grace: Duration,
     /// Events from nodes and the hub's own, in memory.
     events: Arc<crate::events::EventStore>,
+    /// Metrics from nodes, in memory.
+    metrics: Arc<crate::metrics::MetricsStore>,
+    /// Per node: when its pressure thresholds were last crossed.
+    pressure: HashMap<String, crate::metrics::pressure::Memory>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -284,7 +293,14 @@ impl Hub {
             connected_at: Instant::now(),
             node_grace: Duration::from_secs(90),
             events: Arc::default(),
+            metrics: Arc::default(),
+            pressure: HashMap::new(),
         }
+    }
+
+    /// The metrics the hub records from nodes.
+    pub fn metrics(&self) -> Arc<crate::metrics::MetricsStore> {
+        self.metrics.clone()
     }
 
     /// The events the hub records (nodes' and its own).
@@ -510,6 +526,8 @@ impl Hub {
             self.last_reports.remove(&node);
             self.last_births.remove(&node);
             self.heard.remove(&node);
+            self.metrics.remove_node(&node);
+            self.pressure.remove(&node);
         }
         Ok(retry)
     }
@@ -715,13 +733,15 @@ impl Hub {
                 self.on_reports(vec![reported]).await
             }
             Incoming::Static(pods) if pods.node == node => self.on_static(pods).await,
-            // A batch names no node: the topic does. It counts as the run's heartbeat.
+            // A batch names no node: the topic does. It counts as the run's heartbeat, and
+            // goes to the metrics store.
             Incoming::Samples(samples) => {
                 let beat = kelp_shared::wire::Heartbeat {
                     node: node.to_owned(),
                     boot_id: samples.boot_id,
                 };
-                self.on_heartbeat(beat).await
+                self.on_heartbeat(beat).await?;
+                self.on_samples(node, &samples).await
             }
             // A batch names no node: the topic does (the broker's ACL lets a node write only
             // its own).
@@ -735,6 +755,70 @@ impl Hub {
                 Ok(())
             }
         }
+    }
+
+    /// A node's metric batch: into the in-memory store; then its pressure conditions, written
+    /// when one changes. Batches of nodes the store does not know are dropped.
+    pub async fn on_samples(
+        &mut self,
+        node: &str,
+        batch: &crate::metrics::Samples,
+    ) -> Result<(), HubError> {
+        use crate::metrics::pressure;
+        let Some(current) = self.store.get(&Key::new("Node", "", node)) else {
+            return Ok(());
+        };
+        let now_ms = crate::metrics::now_ms();
+        let outcome = self.metrics.record(node, batch, now_ms);
+        tracing::debug!(%node, seq = batch.seq, ?outcome, "metrics");
+        if !matches!(outcome, crate::metrics::Outcome::Recorded { .. }) {
+            return Ok(());
+        }
+        let Some(signals) = self
+            .metrics
+            .read(|nodes| nodes.get(node).map(pressure::Signals::of))
+        else {
+            return Ok(());
+        };
+        let wanted = self
+            .pressure
+            .entry(node.to_owned())
+            .or_default()
+            .update(&signals, now_ms);
+        let flag = |p: bool| if p { "True" } else { "False" };
+        let changed: Vec<(pressure::Kind, bool)> = wanted
+            .into_iter()
+            .filter(|(kind, p)| {
+                status::condition(&current.object, kind.condition())
+                    .is_none_or(|c| c["status"] != flag(*p))
+            })
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let now = now();
+        self.update_node(node, false, Durability::Relaxed, |n| {
+            if !n["status"].is_object() {
+                n["status"] = json!({});
+            }
+            for (kind, p) in &changed {
+                let (reason, message) = kind.reason_message(*p);
+                status::set_condition(
+                    &mut n["status"]["conditions"],
+                    kind.condition(),
+                    flag(*p),
+                    reason,
+                    message,
+                    &now,
+                    true,
+                );
+            }
+        })
+        .await?;
+        for (kind, p) in changed {
+            tracing::info!(%node, condition = kind.condition(), pressure = p, "node pressure");
+        }
+        Ok(())
     }
 
     async fn on_birth(&mut self, birth: Birth) -> Result<(), HubError> {
@@ -1274,6 +1358,7 @@ pub async fn start(
         (options.topics.all_reported(), QoS::AtLeastOnce),
         (options.topics.all_static(), QoS::AtLeastOnce),
         (options.topics.all_events(), QoS::AtLeastOnce),
+        (options.topics.all_metrics(), QoS::AtMostOnce),
         (options.topics.all_cmd_resp(), QoS::AtLeastOnce),
         (options.topics.all_metrics(), QoS::AtMostOnce),
     ];
@@ -1292,6 +1377,7 @@ pub async fn start(
     );
     hub.set_node_grace(options.node_grace);
     let event_store = hub.events();
+    let metrics = hub.metrics();
     let task = tokio::spawn(run(
         hub,
         store,
@@ -1306,6 +1392,7 @@ pub async fn start(
         task,
         requests: node_requests,
         events: event_store,
+        metrics,
     })
 }
 

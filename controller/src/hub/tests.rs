@@ -725,3 +725,89 @@ async fn static_pods_become_mirror_pods_that_follow_the_node() {
         .get(&Key::new("Pod", "default", "db-pi-1"))
         .is_some());
 }
+
+#[tokio::test]
+async fn samples_reach_the_metrics_store_and_pressure_is_written_on_change_only() {
+    use kelp_shared::wire::{Metric, SampleSeries, Samples, Subject};
+    let mut f = fixture();
+    let cluster = f.identity.cluster_id;
+    put(&f.store, "Node", "", "pi-1", node("pi-1")).await;
+    let batch = |seq: u64, available: i64, pids: i64| Samples {
+        boot_id: BootId([7; 16]),
+        agent_start_unix_ms: 1,
+        seq,
+        start_unix_ms: 1_800_000_000_000 + seq * 60_000,
+        interval_ms: 10_000,
+        slots: 6,
+        complete: true,
+        subjects: vec![Subject::Node],
+        series: vec![
+            SampleSeries::from_values(Metric::MemoryAvailableBytes, 0, 0, &[available; 6]),
+            SampleSeries::from_values(Metric::MemoryWorkingSetBytes, 0, 0, &[1 << 30; 6]),
+            SampleSeries::from_values(Metric::PidsInUse, 0, 5, &[pids]),
+            SampleSeries::from_values(Metric::PidsMax, 0, 5, &[1000]),
+        ],
+    };
+    let topic = "kelp/v1/nodes/pi-1/metrics";
+    let condition = |store: &Store, kind: &str| {
+        let n = store.get(&Key::new("Node", "", "pi-1")).unwrap();
+        status::condition(&n.object, kind).cloned()
+    };
+    f.hub
+        .handle(topic, &sealed(cluster, &batch(1, 50 << 20, 10)))
+        .await
+        .unwrap();
+    let mem = condition(&f.store, "MemoryPressure").expect("MemoryPressure written");
+    assert_eq!(mem["status"], "True");
+    assert_eq!(mem["reason"], "KubeletHasInsufficientMemory");
+    assert_eq!(
+        condition(&f.store, "PIDPressure").unwrap()["status"],
+        "False"
+    );
+    assert!(
+        condition(&f.store, "DiskPressure").is_none(),
+        "no disk signal"
+    );
+    let latest = f.hub.metrics().read(|n| {
+        n["pi-1"].latest(
+            &crate::metrics::SubjectKey::Node,
+            Metric::MemoryWorkingSetBytes,
+        )
+    });
+    assert_eq!(latest.map(|(_, v)| v), Some(1 << 30));
+
+    // Unchanged conditions: no write.
+    let revision = f.store.revision();
+    f.hub
+        .handle(topic, &sealed(cluster, &batch(2, 60 << 20, 20)))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store.revision(),
+        revision,
+        "nothing changed, nothing written"
+    );
+    // A duplicate or a node the store does not know: nothing either.
+    f.hub
+        .handle(topic, &sealed(cluster, &batch(2, 60 << 20, 999)))
+        .await
+        .unwrap();
+    f.hub
+        .handle(
+            "kelp/v1/nodes/ghost/metrics",
+            &sealed(cluster, &batch(1, 1, 999)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.store.revision(), revision);
+    assert!(f.hub.metrics().read(|n| !n.contains_key("ghost")));
+    // PIDs run out: PIDPressure turns True.
+    f.hub
+        .handle(topic, &sealed(cluster, &batch(3, 60 << 20, 990)))
+        .await
+        .unwrap();
+    assert_eq!(
+        condition(&f.store, "PIDPressure").unwrap()["status"],
+        "True"
+    );
+}

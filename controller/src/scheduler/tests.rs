@@ -590,3 +590,55 @@ fn message_orders_reasons_by_count_then_text() {
     );
     assert_eq!(placed(&schedule(&[p], &[])), ["0/0 nodes are available."]);
 }
+
+#[test]
+fn pressure_taints_refuse_only_the_pods_kubernetes_refuses() {
+    let taint = |key: &str| json!([{"key": key, "effect": "NoSchedule"}]);
+    let memory = node(
+        "mem",
+        "4",
+        "4Gi",
+        json!({}),
+        taint("node.kubernetes.io/memory-pressure"),
+    );
+    let disk = node(
+        "disk",
+        "4",
+        "4Gi",
+        json!({}),
+        taint("node.kubernetes.io/disk-pressure"),
+    );
+    let pid = node(
+        "pid",
+        "4",
+        "4Gi",
+        json!({}),
+        taint("node.kubernetes.io/pid-pressure"),
+    );
+    let nodes = [memory, disk, pid];
+    // Burstable (it requests something): tolerates memory pressure only.
+    let burstable = pod("b", "100m", "64Mi", json!({}));
+    assert_eq!(feasible(&burstable, &nodes), ["mem"]);
+    // BestEffort: refused by all three.
+    let best_effort = PodView::from_object(
+        &json!({"metadata": {"name": "be"}, "spec": {"containers": [{"name": "c"}]}}),
+    );
+    assert!(feasible(&best_effort, &nodes).is_empty());
+    assert_eq!(
+        placed(&schedule(&[best_effort], &nodes)),
+        ["0/3 nodes are available: 3 node(s) had untolerated taint."]
+    );
+    // A limit alone makes a pod Burstable too; an init container's request counts.
+    let limited = PodView::from_object(&json!({"metadata": {"name": "l"}, "spec": {"containers": [
+        {"name": "c", "resources": {"limits": {"memory": "64Mi"}}}]}}));
+    assert_eq!(feasible(&limited, &nodes), ["mem"]);
+    let init = PodView::from_object(&json!({"metadata": {"name": "i"}, "spec": {
+        "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "10m"}}}],
+        "containers": [{"name": "c"}]}}));
+    assert_eq!(feasible(&init, &nodes), ["mem"]);
+    // A DaemonSet's pod, even BestEffort, tolerates all three.
+    let daemon = PodView::from_object(&json!({"metadata": {"name": "d", "ownerReferences": [
+        {"kind": "DaemonSet", "name": "ds", "uid": "u", "controller": true}]},
+        "spec": {"containers": [{"name": "c"}]}}));
+    assert_eq!(feasible(&daemon, &nodes), ["mem", "disk", "pid"]);
+}
