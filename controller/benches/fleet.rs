@@ -13,8 +13,9 @@
 //! Each simulated node is an MQTT client in this process, doing what the real agent's link
 //! does: a retained birth on `status` after every CONNACK with a last will saying offline, a
 //! subscription to its `desired` topic, its pods reported Running (retained, on change), a
-//! heartbeat once per keepalive. Nodes publish no metrics: the agent has none yet (a later
-//! issue), so the metrics load of the issue's wording is not simulated, and the output says so.
+//! heartbeat once per keepalive, and a metrics batch (`Samples`, QoS 0) once per keepalive —
+//! the agent's default publish interval is the default keepalive, 60 s — with six samples of
+//! ten node series and five series per pod, as the agent's collector sends them.
 //!
 //! Figures and targets:
 //! - apply → desired-state publish, per pod: from the API acknowledging the POST (pod without
@@ -43,8 +44,8 @@ use common::{percentile, verdict};
 
 use kelp_shared::wire::{
     AddressKind, Birth, BootId, ClusterId, ContainerReport, ContainerState, DesiredState, Envelope,
-    Heartbeat, MessageKind, NodeAddress, Offline, PodPhase, PodReport, Reported, Resources, Topics,
-    MAX_PACKET, SUPPORTED_WIRE_VERSIONS,
+    Heartbeat, MessageKind, Metric, NodeAddress, Offline, PodPhase, PodReport, Reported, Resources,
+    SampleSeries, Samples, Subject, Topics, MAX_PACKET, SUPPORTED_WIRE_VERSIONS,
 };
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
@@ -318,6 +319,8 @@ struct Seen {
     connected: AtomicUsize,
     desired_states: AtomicUsize,
     desired_bytes: AtomicUsize,
+    metrics_batches: AtomicUsize,
+    metrics_bytes: AtomicUsize,
 }
 
 /// One simulated node: the MQTT side of a kelp-agent, with pods that start instantly.
@@ -378,6 +381,33 @@ async fn sim_node(
             }
         });
     }
+    // Metrics as the agent publishes them: a complete batch every publish interval (the
+    // keepalive here: 60 s at full size, the default), six samples of each series.
+    let pods_now: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    {
+        let client = client.clone();
+        let topic = topics.metrics(&name).expect("metrics topic");
+        let pods_now = pods_now.clone();
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(keepalive);
+            tick.tick().await;
+            let mut seq = 0u64;
+            loop {
+                tick.tick().await;
+                seq += 1;
+                let pods = pods_now.lock().expect("lock").clone();
+                let samples = samples(boot_id, start_ms, seq, keepalive, &pods);
+                let payload = Envelope::seal_message(cluster, &samples, true)
+                    .expect("samples")
+                    .encode();
+                seen.metrics_bytes
+                    .fetch_add(payload.len(), Ordering::Relaxed);
+                seen.metrics_batches.fetch_add(1, Ordering::Relaxed);
+                let _ = client.try_publish(&topic, QoS::AtMostOnce, false, payload);
+            }
+        });
+    }
     let mut seq = 0u64;
     let mut report_seq = 0u64;
     let mut running: Vec<PodReport> = Vec::new();
@@ -426,6 +456,10 @@ async fn sim_node(
                 let old: HashSet<&str> = running.iter().map(|p| p.uid.as_str()).collect();
                 let new: HashSet<&str> = reports.iter().map(|p| p.uid.as_str()).collect();
                 if old != new {
+                    *pods_now.lock().expect("lock") = reports
+                        .iter()
+                        .map(|p| (p.namespace.clone(), p.name.clone()))
+                        .collect();
                     running = reports;
                     report_seq += 1;
                     let reported = Reported {
@@ -450,6 +484,80 @@ async fn sim_node(
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+/// A metrics batch like the agent's: six samples of the node's series, and of each pod's
+/// (network) and its container's (CPU, memory, filesystem).
+fn samples(
+    boot_id: BootId,
+    start_ms: u64,
+    seq: u64,
+    period: Duration,
+    pods: &[(String, String)],
+) -> Samples {
+    const SLOTS: u32 = 6;
+    let series = |metric: Metric, subject: u32, base: i64, step: i64| SampleSeries {
+        metric,
+        subject,
+        first_slot: 0,
+        deltas: std::iter::once(base)
+            .chain(std::iter::repeat_n(step, SLOTS as usize - 1))
+            .collect(),
+    };
+    let mut subjects = vec![Subject::Node];
+    let mut all = vec![
+        series(
+            Metric::CpuUsageNanoseconds,
+            0,
+            9_000_000_000_000,
+            1_500_000_000,
+        ),
+        series(Metric::MemoryWorkingSetBytes, 0, 900 << 20, 4096),
+        series(Metric::MemoryAvailableBytes, 0, 3 << 30, -4096),
+        series(Metric::MemoryCapacityBytes, 0, 4 << 30, 0),
+        series(Metric::FsAvailableBytes, 0, 20 << 30, -8192),
+        series(Metric::FsCapacityBytes, 0, 30 << 30, 0),
+        series(Metric::Load1Milli, 0, 350, 10),
+        series(Metric::UptimeSeconds, 0, 86_400, 10),
+        series(Metric::PidsInUse, 0, 180, 1),
+        series(Metric::PidsMax, 0, 32_768, 0),
+    ];
+    for (namespace, name) in pods {
+        let pod = subjects.len() as u32;
+        subjects.push(Subject::Pod {
+            namespace: namespace.clone(),
+            name: name.clone(),
+        });
+        subjects.push(Subject::Container {
+            pod,
+            name: "c".to_owned(),
+        });
+        let container = pod + 1;
+        all.extend([
+            series(Metric::NetworkRxBytes, pod, 1 << 20, 2048),
+            series(Metric::NetworkTxBytes, pod, 1 << 20, 2048),
+            series(
+                Metric::CpuUsageNanoseconds,
+                container,
+                50_000_000_000,
+                100_000_000,
+            ),
+            series(Metric::MemoryWorkingSetBytes, container, 30 << 20, 0),
+            series(Metric::FsUsedBytes, container, 4096, 0),
+        ]);
+    }
+    let period_ms = period.as_millis() as u64;
+    Samples {
+        boot_id,
+        agent_start_unix_ms: start_ms,
+        seq,
+        start_unix_ms: unix_ms().saturating_sub(period_ms),
+        interval_ms: (period_ms / u64::from(SLOTS)) as u32,
+        slots: SLOTS,
+        complete: true,
+        subjects,
+        series: all,
     }
 }
 
@@ -660,7 +768,7 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
     println!(
-        "  nodes send births, heartbeats and reports; no metrics: the agent publishes none yet (a later issue)"
+        "  nodes send births, heartbeats, reports and a metrics batch per keepalive (6 samples of the node's 10 series and 5 per pod)"
     );
     let (_mosquitto, broker) = start_mosquitto(&dir);
     let (server, api) = start_server(&dir, broker);
@@ -806,6 +914,12 @@ fn main() {
     std::thread::sleep(sizes.idle);
     let after_idle = sample(pid);
     print_window("idle", before_idle, after_idle, ticks, true);
+    let batches = seen.metrics_batches.load(Ordering::Relaxed);
+    println!(
+        "  metrics: {batches} batches published by the nodes in all ({:.1} MiB; mean {} bytes)",
+        seen.metrics_bytes.load(Ordering::Relaxed) as f64 / 1024.0 / 1024.0,
+        seen.metrics_bytes.load(Ordering::Relaxed) / batches.max(1)
+    );
     if !full {
         println!(
             "  (smoke: idle figures scaled from a {:?} window)",
