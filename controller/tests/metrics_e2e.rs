@@ -511,7 +511,14 @@ fn top_prometheus_summary_pressure_and_mqtt_from_hand_built_samples() {
     assert_eq!(*row.last().unwrap(), "1/0", "{out}");
     // Without --once: the table redrawn every --interval until interrupted.
     let mut watch = std::process::Command::new(common::kelp_bin())
-        .args(["mqtt", "nodes", "--credentials", &observer, "--interval", "500ms"])
+        .args([
+            "mqtt",
+            "nodes",
+            "--credentials",
+            &observer,
+            "--interval",
+            "500ms",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -523,7 +530,11 @@ fn top_prometheus_summary_pressure_and_mqtt_from_hand_built_samples() {
     let redraws: Vec<&str> = screen.split("\x1b[H\x1b[2J").skip(1).collect();
     assert!(redraws.len() >= 3, "{screen:?}");
     assert!(
-        redraws.last().unwrap().lines().any(|l| l.starts_with("pi-1 ")),
+        redraws
+            .last()
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with("pi-1 ")),
         "{screen:?}"
     );
     let detail = ok(&mqtt(&["node", "pi-1"]));
