@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # CI stage: build kelp's cgroup v2 test VM, run vm/tests/cgroup-v2.sh in it, then the agent's
-# runtime end-to-end tests (real containers) inside it.
+# runtime end-to-end tests (real containers) and the metrics collector's accuracy tests inside it.
 #
 #   vm/ci.sh [OUTDIR]        (OUTDIR defaults to vm/out)
 #
 # The agent's test binaries must be built already (the test stage did; otherwise this builds
 # them): they and the kelp-agent binary they run are under target/, which the guest sees at
-# the same path. Prints "vm build: N s", "vm run: N s" and "vm agent e2e: N s"; exits non-zero
-# on any failure.
+# the same path. Prints "vm build: N s", "vm run: N s", "vm agent e2e: N s" and
+# "vm metrics e2e: N s"; exits non-zero on any failure.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -54,5 +54,26 @@ t3=$(date +%s)
 echo "vm agent e2e: $((t3 - t2)) s"
 if [ "$rc" != 0 ]; then
 	echo "vm: agent runtime tests failed on cgroup v2 (exit status $rc); guest console log: $out/console.log" >&2
+	exit 1
+fi
+
+# The metrics collector on cgroup v2: its accuracy tests on real containers, one at a time.
+mapfile -t bins < <(cd "$repo" && cargo test -p kelp-agent --test metrics_accuracy --no-run \
+	--message-format=json 2>/dev/null |
+	python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
+        print(m["executable"])')
+[ "${#bins[@]}" -gt 0 ] || {
+	echo "vm: could not build the agent's metrics_accuracy test binary" >&2
+	exit 1
+}
+rc=0
+"$here/run.sh" --out "$out" --timeout 1800 --mem 2048 -- "${bins[0]}" --test-threads 1 --nocapture || rc=$?
+t4=$(date +%s)
+echo "vm metrics e2e: $((t4 - t3)) s"
+if [ "$rc" != 0 ]; then
+	echo "vm: metrics accuracy tests failed on cgroup v2 (exit status $rc); guest console log: $out/console.log" >&2
 	exit 1
 fi

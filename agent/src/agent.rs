@@ -232,17 +232,21 @@ impl Agent {
         };
         let metrics_stop = Arc::new(AtomicBool::new(false));
         if let (Some(metrics), Some(link)) = (&config.metrics, &link) {
-            let collector = crate::metrics::Collector::open(config.runtime.clone())
-                .context("starting the metrics collector")?;
-            crate::metrics::spawn(
-                metrics.clone(),
-                collector,
-                Box::new(link.link.metrics_publisher()?),
-                link.boot_id,
-                link.start_unix_ms,
-                metrics_stop.clone(),
-            )
-            .context("starting the metrics thread")?;
+            // Metrics are not worth stopping pods for: without them the node runs on.
+            match crate::metrics::Collector::open(config.runtime.clone()) {
+                Ok(collector) => {
+                    crate::metrics::spawn(
+                        metrics.clone(),
+                        collector,
+                        Box::new(link.link.metrics_publisher()?),
+                        link.boot_id,
+                        link.start_unix_ms,
+                        metrics_stop.clone(),
+                    )
+                    .context("starting the metrics thread")?;
+                }
+                Err(e) => tracing::error!("metrics are off: the collector cannot start: {e:#}"),
+            }
         }
         Ok(Self {
             metrics_stop,

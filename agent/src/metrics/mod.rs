@@ -8,10 +8,11 @@
 //! | pod | its cgroup (`/kelp/pod-<uid>`), `/proc/<monitor pid>/net/dev` (the pod's network namespace, without entering it; `lo` left out) |
 //! | node | procfs (`/proc/stat`, `meminfo`, `loadavg`, `uptime`, `sys/kernel/pid_max`), statvfs of the state dir (nodefs) and the image store (imagefs), the image store's disk usage, and on a Raspberry Pi the SoC temperature and the firmware's throttling flags |
 //!
-//! CPU usage and the memory working set (what `kelp top` and the kubelet's Summary API
-//! show, and what pressure is judged on) are kept at every sample; every other figure once
-//! per batch, from the batch's last sample (counters lose nothing by that; the idle budget
-//! of 600 bytes a minute has no room for six values of every series). What costs a
+//! The CPU usage and memory working set of pods and containers (what `kelp top pods` and
+//! the kubelet's Summary API show) are kept at every sample; every other figure, and the
+//! node's own, once per batch, from the batch's last sample (counters lose nothing by that;
+//! the idle budget of 600 bytes a minute, keepalive included, has no room for six values of
+//! every series: a value costs 3 to 7 bytes even delta-encoded). What costs a
 //! directory walk or a statvfs (filesystems, disk usage of layers, logs and images, load,
 //! uptime, pid_max, capacity, the board) is only read for that last sample.
 //!
@@ -41,7 +42,8 @@ use crate::runtime::RuntimeConfig;
 use node::{NodePaths, NodeReader};
 use pods::NetFiles;
 
-/// The metrics kept at every sample; the others are kept once per batch.
+/// The metrics of pods and containers kept at every sample; the others, and all of the
+/// node's, are kept once per batch.
 pub const EVERY_SAMPLE: [Metric; 2] = [Metric::CpuUsageNanoseconds, Metric::MemoryWorkingSetBytes];
 
 /// What a series is about, by name (the wire names subjects by index per batch).
@@ -161,8 +163,10 @@ impl Collector {
         let slow = last;
         let mut out = Readings::default();
         let mut slow_now = Readings::default();
-        if let Err(e) = self.node.read(&mut out) {
-            tracing::warn!("metrics: node: {e}");
+        if slow {
+            if let Err(e) = self.node.read(&mut out) {
+                tracing::warn!("metrics: node: {e}");
+            }
         }
         let targets = pods::discover(&self.runtime);
         if slow {
@@ -239,8 +243,9 @@ impl Collector {
         if slow {
             out.items.extend(slow_now.items);
         } else {
-            out.items
-                .retain(|(_, metric, _)| EVERY_SAMPLE.contains(metric));
+            out.items.retain(|(subject, metric, _)| {
+                *subject != SubjectKey::Node && EVERY_SAMPLE.contains(metric)
+            });
         }
         out
     }
@@ -294,6 +299,15 @@ pub fn spawn(
                         series = samples.series.len(),
                         bytes = kelp_shared::wire::encode_message(&samples).map_or(0, |b| b.len()),
                         "metrics batch"
+                    );
+                    tracing::trace!(
+                        subjects = ?samples.subjects,
+                        series = ?samples
+                            .series
+                            .iter()
+                            .map(|s| (s.subject, s.metric, s.first_slot, s.deltas.len()))
+                            .collect::<Vec<_>>(),
+                        "metrics batch series"
                     );
                     if current.is_some() && !publisher.publish(&samples) {
                         // Not queued: the receiver misses it, the next batch is complete.

@@ -516,7 +516,11 @@ fn unchanged_series_are_left_out_until_the_next_complete_batch() {
         b.record(
             t,
             readings(&[
-                (node.clone(), Metric::CpuUsageNanoseconds, cpu),
+                (
+                    node.clone(),
+                    Metric::CpuUsageNanoseconds,
+                    cpu * 1_000_000_000,
+                ),
                 (node.clone(), Metric::MemoryWorkingSetBytes, mem),
             ]),
         )
@@ -533,7 +537,12 @@ fn unchanged_series_are_left_out_until_the_next_complete_batch() {
     assert_eq!(batch.subjects, [Subject::Node]);
     assert_eq!(
         decoded(&batch),
-        [("node".into(), Metric::CpuUsageNanoseconds, 1, vec![30])]
+        [(
+            "node".into(),
+            Metric::CpuUsageNanoseconds,
+            1,
+            vec![30_000_000_000]
+        )]
     );
 
     // Nothing changed at all: an empty, incomplete batch (still sent: the node is alive).
@@ -592,6 +601,80 @@ fn a_missing_slot_splits_a_series() {
 }
 
 #[test]
+fn dead_bands_hold_back_small_moves_and_never_others() {
+    use super::batch::unchanged;
+    assert!(unchanged(
+        Metric::CpuUsageNanoseconds,
+        1_000_000_000,
+        1_009_999_999
+    ));
+    assert!(!unchanged(
+        Metric::CpuUsageNanoseconds,
+        1_000_000_000,
+        1_010_000_000
+    ));
+    assert!(unchanged(
+        Metric::MemoryWorkingSetBytes,
+        100 << 20,
+        (100 << 20) + (1 << 20) - 1
+    ));
+    assert!(!unchanged(
+        Metric::MemoryWorkingSetBytes,
+        100 << 20,
+        (102 << 20)
+    ));
+    assert!(!unchanged(
+        Metric::MemoryLimitBytes,
+        100 << 20,
+        (100 << 20) + 4096
+    ));
+    assert!(unchanged(Metric::Load1Milli, 40, 80), "at least 0.05 load");
+    assert!(!unchanged(Metric::Load1Milli, 4_000, 4_250));
+    assert!(unchanged(Metric::UptimeSeconds, 56_709, 56_769));
+    assert!(unchanged(Metric::NetworkRxBytes, 1_000, 5_095));
+    assert!(!unchanged(Metric::NetworkRxBytes, 1_000, 5_096));
+    assert!(!unchanged(Metric::NetworkRxErrors, 0, 1));
+    assert!(
+        unchanged(Metric::MemoryWorkingSetBytes, 3 << 20, (4 << 20) - 1),
+        "1 MiB floor"
+    );
+    assert!(!unchanged(Metric::OomEvents, 0, 1));
+    assert!(!unchanged(Metric::ThrottledFlags, 0, 0x50000));
+    assert!(unchanged(Metric::TemperatureMillicelsius, 48_000, 48_999));
+
+    // Held back while within the band; once out of it, the exact values from there on.
+    let mut b = Batcher::new(1_000, 100);
+    let node = SubjectKey::Node;
+    let gib = 1i64 << 30;
+    b.record(
+        0,
+        readings(&[(node.clone(), Metric::MemoryAvailableBytes, gib)]),
+    );
+    assert!(b.take(BOOT, 1).unwrap().complete);
+    b.record(
+        1,
+        readings(&[(node.clone(), Metric::MemoryAvailableBytes, gib + 4096)]),
+    );
+    assert!(b.take(BOOT, 1).unwrap().series.is_empty());
+    for v in [gib + 8192, gib + gib / 50, gib + gib / 50 + 1] {
+        b.record(
+            2,
+            readings(&[(node.clone(), Metric::MemoryAvailableBytes, v)]),
+        );
+    }
+    let batch = b.take(BOOT, 1).unwrap();
+    assert_eq!(
+        decoded(&batch),
+        [(
+            "node".into(),
+            Metric::MemoryAvailableBytes,
+            1,
+            vec![gib + gib / 50, gib + gib / 50 + 1]
+        )]
+    );
+}
+
+#[test]
 fn an_idle_batch_is_small() {
     // A node whose CPU counter moves by a few ticks and memory by a few pages per slot,
     // with two idle pods: what the idle budget pays for after the first batch.
@@ -619,6 +702,11 @@ fn an_idle_batch_is_small() {
     let idle = take(&mut b, 1_767_225_720_000);
     assert!(first.complete && !idle.complete);
     let bytes = kelp_shared::wire::encode_message(&idle).unwrap().len();
-    assert_eq!(idle.series.len(), 2, "only the node's moving series");
+    // The node's CPU moved; its memory by 48 KiB, within the dead band.
+    assert_eq!(
+        idle.series.len(),
+        1,
+        "only the node's moving series: {idle:?}"
+    );
     assert!(bytes < 100, "{bytes} bytes");
 }

@@ -212,6 +212,8 @@ enum Incoming {
     Static(StaticPods),
     Events(kelp_shared::wire::EventBatch),
     Heartbeat(kelp_shared::wire::Heartbeat),
+    /// A metrics batch: into the metrics store, and a sign of life (an agent publishing
+    /// metrics sends no heartbeat in that keepalive).
     Samples(kelp_shared::wire::Samples),
 }
 
@@ -653,8 +655,15 @@ impl Hub {
                 tracing::debug!(%node, seq = batch.seq, events = batch.events.len(), ?outcome, "events");
                 Ok(())
             }
-            // Likewise a metrics batch.
-            Ok(Incoming::Samples(batch)) => self.on_samples(&node, &batch).await,
+            // Likewise a metrics batch; it counts as the run's heartbeat too.
+            Ok(Incoming::Samples(batch)) => {
+                let beat = kelp_shared::wire::Heartbeat {
+                    node: node.to_owned(),
+                    boot_id: batch.boot_id,
+                };
+                self.on_heartbeat(beat).await?;
+                self.on_samples(&node, &batch).await
+            }
             Ok(_) => {
                 tracing::debug!(%topic, "dropping a message naming another node");
                 Ok(())
