@@ -116,18 +116,23 @@ impl Points {
     }
 
     /// The rate per second of a cumulative counter over `window_ms` before its newest
-    /// sample; a decrease (a reset) starts the window after it. `None` with fewer than two
-    /// usable samples.
+    /// sample, or since the sample before it when that is older (a node's own figures come
+    /// once a batch); a decrease (a reset) starts the window after it. `None` with fewer
+    /// than two usable samples.
     pub fn rate(&self, window_ms: u64) -> Option<Rate> {
         let &(t1, v1) = self.0.back()?;
         let mut start = None;
         let mut next = v1;
         for &(t, v) in self.0.iter().rev().skip(1) {
-            if t.saturating_add(window_ms) < t1 || v > next {
+            let outside = t.saturating_add(window_ms) < t1;
+            if (outside && start.is_some()) || v > next {
                 break;
             }
             start = Some((t, v));
             next = v;
+            if outside {
+                break;
+            }
         }
         let (t0, v0) = start?;
         let dt = t1.checked_sub(t0).filter(|d| *d > 0)?;

@@ -203,6 +203,20 @@ fn rates_of_counters_over_the_window_and_across_resets() {
     assert_eq!(rate.window_ms, 20_000);
     assert!((rate.per_second - 1e8).abs() < 1.0, "{rate:?}");
 
+    // Samples further apart than the window (a node's figures, once a batch): the rate
+    // since the one before.
+    let mut b = Batch::new(1, T0, true);
+    b.series(Metric::CpuUsageNanoseconds, 0, 5, &[1_000_000_000]);
+    recorded(store.record("n3", &b.samples, T0));
+    let mut b = Batch::new(2, T0 + 61_000, true);
+    b.series(Metric::CpuUsageNanoseconds, 0, 5, &[62_000_000_000]);
+    recorded(store.record("n3", &b.samples, T0));
+    let rate = store
+        .read(|n| n["n3"].rate(&SubjectKey::Node, Metric::CpuUsageNanoseconds))
+        .unwrap();
+    assert_eq!(rate.window_ms, 61_000);
+    assert!((rate.per_second - 1e9).abs() < 1.0, "{rate:?}");
+
     // One sample is no rate.
     let mut b = Batch::new(3, T0 + 200_000, true);
     b.series(Metric::CpuUsageNanoseconds, 0, 5, &[3]);
