@@ -135,6 +135,8 @@ pub struct HubOptions {
     /// A TLS listener in front of the embedded broker: its address, the server's TLS
     /// configuration and the CA (PEM) that signed its certificate (join files carry it).
     pub mqtt_tls: Option<(SocketAddr, Arc<rustls::ServerConfig>, String)>,
+    /// The thresholds of nodes' pressure conditions (the kubelet's `--eviction-hard`).
+    pub eviction_hard: crate::metrics::pressure::Thresholds,
 }
 
 /// What [`start`] set up.
@@ -252,6 +254,8 @@ pub struct Hub {
     metrics: Arc<crate::metrics::MetricsStore>,
     /// Per node: when its pressure thresholds were last crossed.
     pressure: HashMap<String, crate::metrics::pressure::Memory>,
+    /// The pressure conditions' thresholds (`--eviction-hard`).
+    thresholds: crate::metrics::pressure::Thresholds,
 }
 
 impl std::fmt::Debug for Hub {
@@ -289,7 +293,13 @@ impl Hub {
             events: Arc::default(),
             metrics: Arc::default(),
             pressure: HashMap::new(),
+            thresholds: Default::default(),
         }
+    }
+
+    /// Sets [`HubOptions::eviction_hard`].
+    pub fn set_eviction_hard(&mut self, thresholds: crate::metrics::pressure::Thresholds) {
+        self.thresholds = thresholds;
     }
 
     /// The metrics the hub records from nodes.
@@ -698,11 +708,11 @@ impl Hub {
         else {
             return Ok(());
         };
-        let wanted = self
-            .pressure
-            .entry(node.to_owned())
-            .or_default()
-            .update(&signals, now_ms);
+        let wanted = self.pressure.entry(node.to_owned()).or_default().update(
+            &signals,
+            &self.thresholds,
+            now_ms,
+        );
         let flag = |p: bool| if p { "True" } else { "False" };
         let changed: Vec<(pressure::Kind, bool)> = wanted
             .into_iter()
@@ -1231,6 +1241,7 @@ pub async fn start(
         options.cluster_cidr,
     );
     hub.set_node_grace(options.node_grace);
+    hub.set_eviction_hard(options.eviction_hard);
     let event_store = hub.events();
     let metrics = hub.metrics();
     let task = tokio::spawn(run(
