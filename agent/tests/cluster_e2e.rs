@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{kelp_bin, Node, BUSYBOX};
+use common::{kelp_bin, Node, BUSYBOX, TEST_EVICTION_HARD};
 
 struct Server {
     child: Child,
@@ -36,6 +36,9 @@ impl Server {
             .args(["--cluster-cidr", cluster_cidr])
             .arg("--write-config")
             .arg(&config)
+            // The test machines' disks may be nearly full: DiskPressure (and its taint, which
+            // refuses BestEffort pods) only when they truly are.
+            .args(["--eviction-hard", TEST_EVICTION_HARD])
             .env("KELP_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1520,6 +1520,27 @@ fn metrics_reach_kelp_top_and_kelp_mqtt_nodes_marks_a_cut_off_node_offline() {
         assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
     }
 
+    // The pressure conditions from real samples (the test servers' --eviction-hard asks for
+    // disk pressure only below 1% free).
+    fleet.wait(
+        "pressure conditions on every node",
+        Duration::from_secs(30),
+        |f| {
+            let nodes = f.server.items("nodes");
+            let all = nodes.iter().all(|n| {
+                ["MemoryPressure", "DiskPressure", "PIDPressure"]
+                    .iter()
+                    .all(|kind| {
+                        n["status"]["conditions"].as_array().is_some_and(|c| {
+                            c.iter()
+                                .any(|c| c["type"] == *kind && c["status"] == "False")
+                        })
+                    })
+            });
+            (nodes.len() == 3 && all).then_some(())
+        },
+    );
+
     // A real container: its pod in `kelp top pods`, its series in /metrics and the Summary.
     let pods = BTreeMap::from([("t1", "n1")]);
     fleet
@@ -1672,8 +1693,14 @@ fn metrics_reach_kelp_top_and_kelp_mqtt_nodes_marks_a_cut_off_node_offline() {
     want.insert("n2".into(), "no".into());
     fleet.wait(
         "n2 offline in kelp mqtt nodes after its link was cut",
-        will_deadline() + Duration::from_secs(5),
-        |f| table(f, "3s").filter(|t| online(t) == want),
+        will_deadline() + Duration::from_secs(15),
+        |f| {
+            let t = table(f, "3s")?;
+            if online(&t) != want {
+                eprintln!("kelp mqtt nodes, n2 not offline yet: {t:?}");
+            }
+            (online(&t) == want).then_some(())
+        },
     );
     println!(
         "kelp mqtt nodes showed n2 offline {:?} after its link was cut",

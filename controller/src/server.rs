@@ -105,6 +105,14 @@ pub struct ServerArgs {
     /// `--agent-arg=--state-dir=/srv/kelp-agent`.
     #[arg(long = "agent-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub agent_args: Vec<String>,
+    /// The thresholds of nodes' MemoryPressure, DiskPressure and PIDPressure conditions, in
+    /// the kubelet's `--eviction-hard` syntax; signals left out keep these defaults.
+    #[arg(
+        long,
+        value_name = "SIGNAL<VALUE,...",
+        default_value = "memory.available<100Mi,nodefs.available<10%,nodefs.inodesFree<5%,imagefs.available<15%,pid.available<5%"
+    )]
+    pub eviction_hard: crate::metrics::pressure::Thresholds,
 }
 
 /// Parses `250ms`, `2s`, `1m`.
@@ -266,6 +274,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             cluster_cidr: args.cluster_cidr,
             debounce: args.desired_debounce,
             node_grace: args.node_grace,
+            eviction_hard: args.eviction_hard,
             topics,
             mqtt_tls: args
                 .mqtt_tls_listen

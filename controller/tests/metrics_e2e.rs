@@ -509,6 +509,34 @@ fn top_prometheus_summary_pressure_and_mqtt_from_hand_built_samples() {
         .collect();
     assert_eq!(row[1], "yes", "{out}");
     assert_eq!(*row.last().unwrap(), "1/0", "{out}");
+    // Without --once: the table redrawn every --interval until interrupted.
+    let mut watch = std::process::Command::new(common::kelp_bin())
+        .args([
+            "mqtt",
+            "nodes",
+            "--credentials",
+            &observer,
+            "--interval",
+            "500ms",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    watch.kill().unwrap();
+    let out = watch.wait_with_output().unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    let redraws: Vec<&str> = screen.split("\x1b[H\x1b[2J").skip(1).collect();
+    assert!(redraws.len() >= 3, "{screen:?}");
+    assert!(
+        redraws
+            .last()
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with("pi-1 ")),
+        "{screen:?}"
+    );
     let detail = ok(&mqtt(&["node", "pi-1"]));
     assert!(
         detail.contains("cpu 4000m, memory 4096Mi, pods 110"),

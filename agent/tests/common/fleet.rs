@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{kelp_bin, Node, AGENT, BUSYBOX};
+use crate::common::{kelp_bin, Node, AGENT, BUSYBOX, TEST_EVICTION_HARD};
 
 /// Runs a command that must succeed; returns its stdout.
 pub fn run(args: &[&str]) -> String {
@@ -427,6 +427,9 @@ impl Server {
             .arg("--write-config")
             .arg(&self.config)
             .args(&self.args)
+            // The test machines' disks may be nearly full: DiskPressure (and its taint, which
+            // refuses BestEffort pods) only when they truly are.
+            .args(["--eviction-hard", TEST_EVICTION_HARD])
             .env(
                 "KELP_LOG",
                 std::env::var("KELP_TEST_SERVER_LOG").unwrap_or_else(|_| "info".into()),

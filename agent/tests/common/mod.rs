@@ -17,6 +17,9 @@ use kelp_agent::runtime::{ContainerRuntime, MonitorRuntime, RuntimeConfig};
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_kelp-agent");
 pub const BUSYBOX: &str = "kelp.test/busybox:1";
+/// `kelp server --eviction-hard` for tests: the kubelet's defaults, but disk pressure only
+/// below 1% free (the machines the tests run on may have little disk left).
+pub const TEST_EVICTION_HARD: &str = "nodefs.available<1%,imagefs.available<1%";
 
 /// Fails loudly unless the test runs as root with the tools it needs.
 pub fn require_root() {

@@ -7,6 +7,8 @@
 //!   `namespaces/{ns}/pods/{name}`;
 //! - `/api/v1/nodes/{node}/proxy/stats/summary`: the kubelet's Summary API for one node.
 
+use std::sync::Arc;
+
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -29,8 +31,9 @@ fn not_found(kind: &str, name: &str) -> Response {
     ApiError::not_found(&Key::new(kind, "", name)).into_response()
 }
 
-/// The response for a metrics path; `None` when the path is not one of them.
-pub fn serve(state: &ApiState, method: &Method, path: &str) -> Option<Response> {
+/// The response for a metrics path; `None` when the path is not one of them. Built on a
+/// blocking thread: a fleet's `/metrics` is megabytes of text.
+pub async fn serve(state: &Arc<ApiState>, method: &Method, path: &str) -> Option<Response> {
     let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let is_metrics = matches!(
         segs.as_slice(),
@@ -44,8 +47,15 @@ pub fn serve(state: &ApiState, method: &Method, path: &str) -> Option<Response> 
     if method != Method::GET {
         return Some(ApiError::method_not_allowed(method.as_str(), path).into_response());
     }
+    let (state, path) = (state.clone(), path.to_owned());
+    let built = tokio::task::spawn_blocking(move || respond(&state, &path)).await;
+    Some(built.unwrap_or_else(|e| ApiError::internal(e.to_string()).into_response()))
+}
+
+fn respond(state: &ApiState, path: &str) -> Response {
+    let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let metrics = &state.metrics;
-    Some(match segs.as_slice() {
+    match segs.as_slice() {
         ["metrics"] => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)],
@@ -85,7 +95,7 @@ pub fn serve(state: &ApiState, method: &Method, path: &str) -> Option<Response> 
         }
         ["api", "v1", "nodes", node, "proxy", "stats", "summary"] => {
             if state.store.get(&Key::new("Node", "", node)).is_none() {
-                return Some(not_found("Node", node));
+                return not_found("Node", node);
             }
             let (pods, _) = state.store.list("Pod", None);
             let on_node: Vec<&Value> = pods
@@ -103,5 +113,5 @@ pub fn serve(state: &ApiState, method: &Method, path: &str) -> Option<Response> 
             }
         }
         _ => ApiError::no_route(path).into_response(),
-    })
+    }
 }

@@ -116,7 +116,7 @@ async fn serve(
     if !authorized(&state, &headers) {
         return ApiError::unauthorized().into_response();
     }
-    if let Some(response) = metrics::serve(&state, &method, uri.path()) {
+    if let Some(response) = metrics::serve(&state, &method, uri.path()).await {
         return response;
     }
     let route = match routes::parse(uri.path()) {

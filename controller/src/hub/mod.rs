@@ -135,6 +135,8 @@ pub struct HubOptions {
     /// A TLS listener in front of the embedded broker: its address, the server's TLS
     /// configuration and the CA (PEM) that signed its certificate (join files carry it).
     pub mqtt_tls: Option<(SocketAddr, Arc<rustls::ServerConfig>, String)>,
+    /// The thresholds of nodes' pressure conditions (the kubelet's `--eviction-hard`).
+    pub eviction_hard: crate::metrics::pressure::Thresholds,
 }
 
 /// What [`start`] set up.
@@ -209,8 +211,8 @@ enum Incoming {
     Static(StaticPods),
     Events(kelp_shared::wire::EventBatch),
     Heartbeat(kelp_shared::wire::Heartbeat),
-    /// A metrics batch (also a sign of life: an agent publishing metrics sends no
-    /// heartbeat in that keepalive).
+    /// A metrics batch: into the metrics store, and a sign of life (an agent publishing
+    /// metrics sends no heartbeat in that keepalive).
     Samples(kelp_shared::wire::Samples),
 }
 
@@ -253,6 +255,8 @@ pub struct Hub {
     metrics: Arc<crate::metrics::MetricsStore>,
     /// Per node: when its pressure thresholds were last crossed.
     pressure: HashMap<String, crate::metrics::pressure::Memory>,
+    /// The pressure conditions' thresholds (`--eviction-hard`).
+    thresholds: crate::metrics::pressure::Thresholds,
 }
 
 impl std::fmt::Debug for Hub {
@@ -295,7 +299,13 @@ impl Hub {
             events: Arc::default(),
             metrics: Arc::default(),
             pressure: HashMap::new(),
+            thresholds: Default::default(),
         }
+    }
+
+    /// Sets [`HubOptions::eviction_hard`].
+    pub fn set_eviction_hard(&mut self, thresholds: crate::metrics::pressure::Thresholds) {
+        self.thresholds = thresholds;
     }
 
     /// The metrics the hub records from nodes.
@@ -780,11 +790,11 @@ impl Hub {
         else {
             return Ok(());
         };
-        let wanted = self
-            .pressure
-            .entry(node.to_owned())
-            .or_default()
-            .update(&signals, now_ms);
+        let wanted = self.pressure.entry(node.to_owned()).or_default().update(
+            &signals,
+            &self.thresholds,
+            now_ms,
+        );
         let flag = |p: bool| if p { "True" } else { "False" };
         let changed: Vec<(pressure::Kind, bool)> = wanted
             .into_iter()
@@ -1360,7 +1370,6 @@ pub async fn start(
         (options.topics.all_events(), QoS::AtLeastOnce),
         (options.topics.all_metrics(), QoS::AtMostOnce),
         (options.topics.all_cmd_resp(), QoS::AtLeastOnce),
-        (options.topics.all_metrics(), QoS::AtMostOnce),
     ];
     let client_id = format!("kelp-controller-{}", identity.cluster_id);
     let (client, events) = link::connect(&target, &client_id, subscriptions, tls);
@@ -1376,6 +1385,7 @@ pub async fn start(
         options.cluster_cidr,
     );
     hub.set_node_grace(options.node_grace);
+    hub.set_eviction_hard(options.eviction_hard);
     let event_store = hub.events();
     let metrics = hub.metrics();
     let task = tokio::spawn(run(

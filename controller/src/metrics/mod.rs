@@ -9,8 +9,10 @@
 //! - for an incomplete batch (`complete == false`), carries every series it leaves out
 //!   forward at its last value (the node sent nothing because nothing changed); a complete
 //!   batch drops the series it does not carry (their pod or container is gone);
-//! - keeps at most [`WINDOW`] of samples per series (and [`MAX_POINTS`]), and forgets
-//!   nodes and series not heard from within the window, and nodes that were removed.
+//! - keeps [`HISTORY`] of samples per series (and at most [`MAX_POINTS`]): enough for the
+//!   rates, little enough for 100,000 pods (a series costs about 10 samples, and each
+//!   subject's name is kept once, not once per metric); forgets nodes and series not heard
+//!   from for [`STALE`], and nodes that were removed.
 //!
 //! Readers ([`MetricsStore::read`]) get the latest value of a series and the rate of a
 //! cumulative counter over the last [`RATE_WINDOW`] (a counter that went down, a container
@@ -32,11 +34,12 @@ use std::time::Duration;
 use kelp_shared::wire::BootId;
 pub use kelp_shared::wire::{Metric, SampleSeries, Samples, Subject};
 
-/// How long samples are kept per series; a node or series not heard from for this long is
-/// forgotten.
-pub const WINDOW: Duration = Duration::from_secs(15 * 60);
-/// The most samples kept per series (15 minutes at the default 10 s interval is 90).
-pub const MAX_POINTS: usize = 128;
+/// How long samples are kept per series (twice the rate window).
+pub const HISTORY: Duration = Duration::from_secs(2 * 60);
+/// A node or series not heard from for this long is forgotten.
+pub const STALE: Duration = Duration::from_secs(15 * 60);
+/// The most samples kept per series (2 minutes at the default 10 s interval is 13).
+pub const MAX_POINTS: usize = 64;
 /// The most series kept per node; a batch's series beyond it are dropped.
 pub const MAX_SERIES_PER_NODE: usize = 20_000;
 /// The most slots a batch may have (60 s at 10 s is 6).
@@ -113,18 +116,23 @@ impl Points {
     }
 
     /// The rate per second of a cumulative counter over `window_ms` before its newest
-    /// sample; a decrease (a reset) starts the window after it. `None` with fewer than two
-    /// usable samples.
+    /// sample, or since the sample before it when that is older (a node's own figures come
+    /// once a batch); a decrease (a reset) starts the window after it. `None` with fewer
+    /// than two usable samples.
     pub fn rate(&self, window_ms: u64) -> Option<Rate> {
         let &(t1, v1) = self.0.back()?;
         let mut start = None;
         let mut next = v1;
         for &(t, v) in self.0.iter().rev().skip(1) {
-            if t.saturating_add(window_ms) < t1 || v > next {
+            let outside = t.saturating_add(window_ms) < t1;
+            if (outside && start.is_some()) || v > next {
                 break;
             }
             start = Some((t, v));
             next = v;
+            if outside {
+                break;
+            }
         }
         let (t0, v0) = start?;
         let dt = t1.checked_sub(t0).filter(|d| *d > 0)?;
@@ -153,7 +161,8 @@ pub struct Rate {
 pub struct NodeMetrics {
     /// (boot id, agent start, seq) of the latest batch, for de-duplication.
     last_batch: Option<(BootId, u64, u64)>,
-    series: HashMap<(SubjectKey, Metric), Points>,
+    /// Per subject (its names kept once), per metric.
+    series: HashMap<SubjectKey, HashMap<Metric, Points>>,
     /// When the controller last recorded a batch of this node (its own clock, ms).
     received_ms: u64,
 }
@@ -161,7 +170,7 @@ pub struct NodeMetrics {
 impl NodeMetrics {
     /// The samples of one series.
     pub fn points(&self, subject: &SubjectKey, metric: Metric) -> Option<&Points> {
-        self.series.get(&(subject.clone(), metric))
+        self.series.get(subject)?.get(&metric)
     }
 
     /// The newest value of a series, with its time.
@@ -178,12 +187,18 @@ impl NodeMetrics {
     /// Every subject with at least one series, sorted (node, then pods and containers by
     /// namespace and name).
     pub fn subjects(&self) -> BTreeSet<SubjectKey> {
-        self.series.keys().map(|(s, _)| s.clone()).collect()
+        self.series.keys().cloned().collect()
     }
 
     /// Every series, unordered.
     pub fn series(&self) -> impl Iterator<Item = (&SubjectKey, Metric, &Points)> {
-        self.series.iter().map(|((s, m), p)| (s, *m, p))
+        self.series
+            .iter()
+            .flat_map(|(s, metrics)| metrics.iter().map(move |(m, p)| (s, *m, p)))
+    }
+
+    fn series_count(&self) -> usize {
+        self.series.values().map(HashMap::len).sum()
     }
 
     /// When the controller last recorded a batch of this node (ms since the epoch).
@@ -216,7 +231,8 @@ pub type Nodes = HashMap<String, NodeMetrics>;
 #[derive(Debug)]
 pub struct MetricsStore {
     inner: Mutex<Inner>,
-    window_ms: u64,
+    history_ms: u64,
+    stale_ms: u64,
 }
 
 #[derive(Debug, Default)]
@@ -227,7 +243,7 @@ struct Inner {
 
 impl Default for MetricsStore {
     fn default() -> Self {
-        MetricsStore::new(WINDOW)
+        MetricsStore::new(HISTORY, STALE)
     }
 }
 
@@ -276,11 +292,13 @@ fn values(batch: &Samples, series: &SampleSeries) -> Option<Vec<(u64, i64)>> {
 }
 
 impl MetricsStore {
-    /// An empty store keeping `window` of samples.
-    pub fn new(window: Duration) -> MetricsStore {
+    /// An empty store keeping `history` of samples per series and forgetting what was not
+    /// heard from for `stale`.
+    pub fn new(history: Duration, stale: Duration) -> MetricsStore {
         MetricsStore {
             inner: Mutex::default(),
-            window_ms: ms(window),
+            history_ms: ms(history),
+            stale_ms: ms(stale),
         }
     }
 
@@ -305,10 +323,10 @@ impl MetricsStore {
             return Outcome::Invalid("slot times overflow".into());
         };
         let subjects = resolve(&batch.subjects);
-        let window_ms = self.window_ms;
+        let (history_ms, stale_ms) = (self.history_ms, self.stale_ms);
         let mut inner = self.lock();
         if now_ms.saturating_sub(inner.last_prune_ms) >= 60_000 {
-            prune(&mut inner.nodes, now_ms, window_ms);
+            prune(&mut inner.nodes, now_ms, stale_ms);
             inner.last_prune_ms = now_ms;
         }
         let entry = inner.nodes.entry(node.to_owned()).or_default();
@@ -320,7 +338,8 @@ impl MetricsStore {
         }
         entry.last_batch = Some((batch.boot_id, batch.agent_start_unix_ms, batch.seq));
         entry.received_ms = now_ms;
-        let mut present = HashSet::new();
+        let mut present: HashSet<(&SubjectKey, Metric)> = HashSet::new();
+        let mut count = entry.series_count();
         let (mut samples, mut dropped) = (0, 0);
         for series in &batch.series {
             let subject = usize::try_from(series.subject)
@@ -331,35 +350,52 @@ impl MetricsStore {
                 dropped += 1;
                 continue;
             };
-            let key = (subject.clone(), series.metric);
-            if !entry.series.contains_key(&key) && entry.series.len() >= MAX_SERIES_PER_NODE {
+            let known = entry
+                .series
+                .get(subject)
+                .is_some_and(|m| m.contains_key(&series.metric));
+            if !known && count >= MAX_SERIES_PER_NODE {
                 dropped += 1;
                 continue;
             }
-            let points = entry.series.entry(key.clone()).or_default();
+            count += usize::from(!known);
+            let points = match entry.series.get_mut(subject) {
+                Some(metrics) => metrics.entry(series.metric).or_default(),
+                None => entry
+                    .series
+                    .entry(subject.clone())
+                    .or_default()
+                    .entry(series.metric)
+                    .or_default(),
+            };
             for (t, v) in values {
-                points.push(t, v, window_ms);
+                points.push(t, v, history_ms);
                 samples += 1;
             }
-            present.insert(key);
+            present.insert((subject, series.metric));
         }
-        if batch.complete {
-            entry.series.retain(|key, _| present.contains(key));
-        } else {
-            for (key, points) in entry.series.iter_mut() {
-                if present.contains(key) {
+        for (subject, metrics) in entry.series.iter_mut() {
+            if batch.complete {
+                metrics.retain(|m, _| present.contains(&(subject, *m)));
+                continue;
+            }
+            for (metric, points) in metrics.iter_mut() {
+                if present.contains(&(subject, *metric)) {
                     continue;
                 }
                 if let Some((_, v)) = points.latest() {
-                    points.push(batch_end, v, window_ms);
+                    points.push(batch_end, v, history_ms);
                 }
             }
         }
-        // Series whose newest sample fell out of the window (carried forward by nothing).
-        entry.series.retain(|_, p| {
-            p.latest()
-                .is_some_and(|(t, _)| t.saturating_add(window_ms) >= batch_end)
-        });
+        // Series not heard from for long (carried forward by nothing), and empty subjects.
+        for metrics in entry.series.values_mut() {
+            metrics.retain(|_, p| {
+                p.latest()
+                    .is_some_and(|(t, _)| t.saturating_add(stale_ms) >= batch_end)
+            });
+        }
+        entry.series.retain(|_, metrics| !metrics.is_empty());
         Outcome::Recorded { samples, dropped }
     }
 
@@ -375,9 +411,9 @@ impl MetricsStore {
 
     /// Forgets nodes not heard from within the window (controller clock).
     pub fn prune(&self, now_ms: u64) {
-        let window_ms = self.window_ms;
+        let stale_ms = self.stale_ms;
         let mut inner = self.lock();
-        prune(&mut inner.nodes, now_ms, window_ms);
+        prune(&mut inner.nodes, now_ms, stale_ms);
         inner.last_prune_ms = now_ms;
     }
 
@@ -387,8 +423,8 @@ impl MetricsStore {
     }
 }
 
-fn prune(nodes: &mut Nodes, now_ms: u64, window_ms: u64) {
-    nodes.retain(|_, n| n.received_ms.saturating_add(window_ms) >= now_ms);
+fn prune(nodes: &mut Nodes, now_ms: u64, stale_ms: u64) {
+    nodes.retain(|_, n| n.received_ms.saturating_add(stale_ms) >= now_ms);
 }
 
 /// Milliseconds since the epoch, now.

@@ -7,6 +7,8 @@
 //! sample's time and `window` the span the rate covers. A node or container without both
 //! is left out, as metrics-server leaves it out.
 
+use std::collections::BTreeSet;
+
 use kelp_shared::api::quantity::{Format, Quantity};
 use serde_json::{json, Value};
 
@@ -92,8 +94,8 @@ pub fn pod_list(nodes: &Nodes, namespace: Option<&str>, name: Option<&str>) -> V
     let mut items: Vec<(String, String, Value)> = Vec::new();
     for node in nodes.values() {
         let subjects = node.subjects();
-        let mut pods: Vec<(&str, &str)> = subjects.iter().filter_map(SubjectKey::pod).collect();
-        pods.dedup();
+        // A pod's own subject sorts apart from its containers': a set, not a dedup.
+        let pods: BTreeSet<(&str, &str)> = subjects.iter().filter_map(SubjectKey::pod).collect();
         for (ns, pod) in pods {
             if namespace.is_some_and(|n| n != ns) || name.is_some_and(|n| n != pod) {
                 continue;
@@ -226,5 +228,23 @@ mod tests {
             1,
             "batch has no CPU"
         );
+
+        // Pods with series of their own (network) besides their containers' are listed once.
+        let mut b = Batch::new(2, T0 + 60_000, true);
+        for pod in ["a", "b"] {
+            let p = b.pod("default", pod);
+            b.flat(Metric::NetworkRxBytes, p, 1);
+            let c = b.container("default", pod, "c");
+            b.series(Metric::CpuUsageNanoseconds, c, 0, &[0, 1]);
+            b.flat(Metric::MemoryWorkingSetBytes, c, 1);
+        }
+        store.record("pi-2", &b.samples, T0);
+        let names: Vec<String> = store.read(|n| pod_list(n, Some("default"), None))["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["a", "b", "web"]);
     }
 }

@@ -203,6 +203,20 @@ fn rates_of_counters_over_the_window_and_across_resets() {
     assert_eq!(rate.window_ms, 20_000);
     assert!((rate.per_second - 1e8).abs() < 1.0, "{rate:?}");
 
+    // Samples further apart than the window (a node's figures, once a batch): the rate
+    // since the one before.
+    let mut b = Batch::new(1, T0, true);
+    b.series(Metric::CpuUsageNanoseconds, 0, 5, &[1_000_000_000]);
+    recorded(store.record("n3", &b.samples, T0));
+    let mut b = Batch::new(2, T0 + 61_000, true);
+    b.series(Metric::CpuUsageNanoseconds, 0, 5, &[62_000_000_000]);
+    recorded(store.record("n3", &b.samples, T0));
+    let rate = store
+        .read(|n| n["n3"].rate(&SubjectKey::Node, Metric::CpuUsageNanoseconds))
+        .unwrap();
+    assert_eq!(rate.window_ms, 61_000);
+    assert!((rate.per_second - 1e9).abs() < 1.0, "{rate:?}");
+
     // One sample is no rate.
     let mut b = Batch::new(3, T0 + 200_000, true);
     b.series(Metric::CpuUsageNanoseconds, 0, 5, &[3]);
@@ -215,7 +229,7 @@ fn rates_of_counters_over_the_window_and_across_resets() {
 
 #[test]
 fn bounded_in_time_count_and_nodes() {
-    let store = MetricsStore::new(Duration::from_secs(120));
+    let store = MetricsStore::new(Duration::from_secs(120), Duration::from_secs(300));
     for i in 0..10u64 {
         let mut b = Batch::new(i, T0 + i * 60_000, true);
         b.flat(Metric::MemoryWorkingSetBytes, 0, i as i64);
@@ -229,12 +243,14 @@ fn bounded_in_time_count_and_nodes() {
         let last = p.latest().unwrap().0;
         assert!(last - first <= 120_000, "{first} .. {last}");
     });
-    // A node not heard from within the window is forgotten.
-    store.prune(T0 + 9 * 60_000 + 121_000);
+    // A node not heard from for the stale time is forgotten, not before.
+    store.prune(T0 + 9 * 60_000 + 300_000);
+    assert!(store.read(|n| !n.is_empty()));
+    store.prune(T0 + 9 * 60_000 + 300_001);
     assert!(store.read(|n| n.is_empty()));
 
     // The per-series cap holds even with a huge window.
-    let store = MetricsStore::new(Duration::from_secs(1 << 30));
+    let store = MetricsStore::new(Duration::from_secs(1 << 30), Duration::from_secs(1 << 30));
     for i in 0..40u64 {
         let mut b = Batch::new(i, T0 + i * 60_000, true);
         b.flat(Metric::MemoryWorkingSetBytes, 0, 1);
@@ -286,4 +302,76 @@ fn malformed_series_and_batches_are_dropped() {
         store.record("n1", &bad.samples, T0),
         Outcome::Invalid(_)
     ));
+}
+
+/// A rough figure of the store at fleet size (`cargo test -p kelp-controller --lib --release
+/// metrics::tests::fleet_size -- --ignored --nocapture`): 1,000 nodes of 10 pods (a container
+/// each, the collector's series), batches recorded, then each view built once.
+#[test]
+#[ignore = "a figure, not a check: run by hand"]
+fn fleet_size() {
+    use std::time::Instant;
+    let store = MetricsStore::default();
+    let pod_metrics = [
+        Metric::NetworkRxBytes,
+        Metric::NetworkTxBytes,
+        Metric::NetworkRxPackets,
+        Metric::NetworkTxPackets,
+        Metric::CpuUsageNanoseconds,
+        Metric::MemoryWorkingSetBytes,
+    ];
+    let container_metrics = [
+        Metric::CpuUsageNanoseconds,
+        Metric::CpuUserNanoseconds,
+        Metric::CpuSystemNanoseconds,
+        Metric::MemoryUsageBytes,
+        Metric::MemoryWorkingSetBytes,
+        Metric::MemoryRssBytes,
+        Metric::MemoryCacheBytes,
+        Metric::OomEvents,
+        Metric::FsUsedBytes,
+        Metric::LogsUsedBytes,
+        Metric::Processes,
+        Metric::StartTimeSeconds,
+    ];
+    let batches: Vec<(String, Samples)> = (0..1000)
+        .map(|n| {
+            let mut b = Batch::new(1, T0, true);
+            for m in [Metric::CpuUsageNanoseconds, Metric::MemoryWorkingSetBytes] {
+                b.series(m, 0, 0, &[1, 2, 3, 4, 5, 6]);
+            }
+            for p in 0..10 {
+                let pod = b.pod("default", &format!("pod-{n}-{p}"));
+                for m in pod_metrics {
+                    b.series(m, pod, 0, &[1, 2, 3, 4, 5, 6]);
+                }
+                let c = b.container("default", &format!("pod-{n}-{p}"), "app");
+                for m in container_metrics {
+                    b.series(m, c, 0, &[1, 2, 3, 4, 5, 6]);
+                }
+            }
+            (format!("node-{n}"), b.samples)
+        })
+        .collect();
+    let started = Instant::now();
+    for round in 0..3u64 {
+        for (node, batch) in &batches {
+            let mut batch = batch.clone();
+            batch.seq += round;
+            batch.start_unix_ms += round * 60_000;
+            store.record(node, &batch, T0 + round * 60_000);
+        }
+    }
+    let record = started.elapsed() / 3000;
+    let started = Instant::now();
+    let text = store.read(super::prometheus::render);
+    let render = started.elapsed();
+    let started = Instant::now();
+    let pods = store.read(|n| super::resource::pod_list(n, None, None));
+    let list = started.elapsed();
+    println!(
+        "1,000 nodes, 10,000 pods: record {record:?} per batch; /metrics {render:?} ({} bytes); all PodMetrics {list:?} ({} pods)",
+        text.len(),
+        pods["items"].as_array().unwrap().len()
+    );
 }
