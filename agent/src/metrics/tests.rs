@@ -621,7 +621,7 @@ fn dead_bands_hold_back_small_moves_and_never_others() {
     assert!(!unchanged(
         Metric::MemoryWorkingSetBytes,
         100 << 20,
-        (102 << 20)
+        102 << 20
     ));
     assert!(!unchanged(
         Metric::MemoryLimitBytes,
