@@ -28,7 +28,7 @@ use kelp_agent::runtime::state::{
     write_json, ContainerRun, MonitorInfo, PodNetwork, ProcessId, SandboxConfig,
 };
 use kelp_agent::runtime::RuntimeConfig;
-use kelp_shared::wire::{encode_message, BootId};
+use kelp_shared::wire::{encode_message, BootId, ClusterId, Envelope};
 
 const CONTAINERS: usize = 20;
 const SLOTS: usize = 6;
@@ -156,6 +156,7 @@ fn main() {
     let mut fast = Vec::new();
     let mut slow = Vec::new();
     let mut bytes = Vec::new();
+    let mut sealed = Vec::new();
     let mut series = 0;
     for batch in 0..batches {
         for slot in 0..SLOTS {
@@ -169,6 +170,8 @@ fn main() {
             if last {
                 let samples = batcher.take(BootId([1; 16]), 1).unwrap();
                 bytes.push(encode_message(&samples).unwrap().len());
+                let envelope = Envelope::seal_message(ClusterId([1; 16]), &samples, true).unwrap();
+                sealed.push((samples.complete, envelope.encode().len()));
                 slow.push(thread_cpu() - before);
             } else {
                 fast.push(thread_cpu() - before);
@@ -179,7 +182,7 @@ fn main() {
     let per_sample = (mean(&fast) * (SLOTS as u32 - 1) + mean(&slow)) / SLOTS as u32;
     let share = per_sample.as_secs_f64() / 10.0 * 100.0;
     println!(
-        "metrics collector, {CONTAINERS} containers in {CONTAINERS} pods, {} batches of {SLOTS} samples ({} cgroup {}):",
+        "metrics collector, {CONTAINERS} containers in {CONTAINERS} pods, {} batches of {SLOTS} samples ({} values at a batch's last sample; cgroup {}):",
         batches,
         series,
         match Cgroups::detect().unwrap().version() {
@@ -200,9 +203,18 @@ fn main() {
     );
     bytes.sort();
     println!(
-        "  batch size (complete ones included): median {} bytes, largest {}",
+        "  batch body: median {} bytes, largest {}",
         bytes[bytes.len() / 2],
         bytes[bytes.len() - 1]
     );
-    let _ = series;
+    let complete: Vec<usize> = sealed.iter().filter(|(c, _)| *c).map(|&(_, n)| n).collect();
+    let partial: Vec<usize> = sealed
+        .iter()
+        .filter(|(c, _)| !*c)
+        .map(|&(_, n)| n)
+        .collect();
+    println!(
+        "  sealed envelope (zstd when smaller): complete batches {complete:?} bytes, others up to {} bytes",
+        partial.iter().max().copied().unwrap_or(0)
+    );
 }

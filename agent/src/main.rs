@@ -145,8 +145,9 @@ struct RunArgs {
     #[arg(long, default_value_t = 60_000)]
     metrics_publish_interval_ms: u64,
     /// Every how many batches one carries every series, changed or not (the others leave
-    /// unchanged ones out); the first batch of every connection always does.
-    #[arg(long, default_value_t = 10)]
+    /// unchanged ones out); the first batch of every connection always does. 30: every half
+    /// hour at the default intervals.
+    #[arg(long, default_value_t = 30)]
     metrics_complete_every: u32,
     /// The node's pod bridge (also names the nftables table `kelp_<bridge>`).
     #[arg(long, default_value = "kelp0")]

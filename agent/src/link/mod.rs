@@ -265,7 +265,6 @@ impl Link {
                     connection,
                     thread_client,
                     thread_config,
-                    status,
                     tx,
                     &mut birth,
                     requests,
@@ -331,13 +330,16 @@ fn run(
     mut connection: Connection,
     client: Client,
     config: LinkConfig,
-    status: String,
     tx: Sender<Inbound>,
     birth: &mut dyn FnMut(u64) -> Birth,
     requests: Option<RequestHandler>,
     shared: &Shared,
 ) {
-    let desired_topic = match config.topics.desired(&config.node) {
+    let topics = config
+        .topics
+        .status(&config.node)
+        .and_then(|status| Ok((status, config.topics.desired(&config.node)?)));
+    let (status, desired_topic) = match topics {
         Ok(t) => t,
         Err(e) => {
             let _ = tx.send(Inbound::Dropped(format!("link not started: {e}")));

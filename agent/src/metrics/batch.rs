@@ -160,11 +160,11 @@ impl Batcher {
 /// batch:
 ///
 /// - CPU time: 10 ms (an idle pod's monitor waking up; 0.02% of a core over a minute);
-/// - memory and disk gauges: 1%, or 1 MiB if that is more (`kelp top` shows MiB); limits
-///   and capacities exact;
+/// - memory and disk gauges: 1%, or 1 MiB if that is more (`kelp top` shows MiB); the
+///   RSS and cache breakdowns 5%; limits and capacities exact;
 /// - network: 4 KiB and 16 packets (an idle pod's neighbour discovery); errors and drops
 ///   exact;
-/// - load average and the node's pids in use: 5% (at least 0.05 load);
+/// - load average: 10% (at least 0.1); the node's pids in use: 5%;
 /// - uptime: an hour (it moves with the clock; complete batches carry it);
 /// - temperature: 1 °C;
 /// - every other counter (periods, OOM kills), processes, flags, start times: exact.
@@ -181,10 +181,10 @@ pub fn unchanged(metric: Metric, known: i64, value: i64) -> bool {
         | Metric::CpuUserNanoseconds
         | Metric::CpuSystemNanoseconds
         | Metric::CpuThrottledNanoseconds => delta < 10_000_000,
+        // Breakdowns of the usage, shown for information only.
+        Metric::MemoryRssBytes | Metric::MemoryCacheBytes => relative(5, 1 << 20),
         Metric::MemoryUsageBytes
         | Metric::MemoryWorkingSetBytes
-        | Metric::MemoryRssBytes
-        | Metric::MemoryCacheBytes
         | Metric::MemoryAvailableBytes
         | Metric::FsUsedBytes
         | Metric::LogsUsedBytes
@@ -194,7 +194,7 @@ pub fn unchanged(metric: Metric, known: i64, value: i64) -> bool {
         Metric::FsInodesFree => relative(1, 1),
         Metric::NetworkRxBytes | Metric::NetworkTxBytes => delta < 4096,
         Metric::NetworkRxPackets | Metric::NetworkTxPackets => delta < 16,
-        Metric::Load1Milli | Metric::Load5Milli | Metric::Load15Milli => relative(5, 50),
+        Metric::Load1Milli | Metric::Load5Milli | Metric::Load15Milli => relative(10, 100),
         Metric::PidsInUse => relative(5, 1),
         Metric::UptimeSeconds => delta < 3_600,
         Metric::TemperatureMillicelsius => delta < 1_000,

@@ -522,10 +522,26 @@ pub struct Sample {
 ///
 /// A receiver keeps, per (subject, metric), the last value it saw. A `complete` batch
 /// replaces everything it knows about the node: a subject or series missing from it is
-/// gone. QoS 0 may lose a batch; the agent sends a complete one regularly and after every
-/// (re)connect, so a receiver is never wrong for long. Batches of one agent run are
-/// ordered by `seq`; a receiver drops a batch whose `seq` is not newer than one it has
-/// (after an agent restart, `(boot_id, agent_start_unix_ms)` changes).
+/// gone. QoS 0 may lose a batch; the agent sends a complete one after every (re)connect,
+/// whenever a pod or container came or went, and regularly (every 30 batches by default),
+/// so a receiver is never wrong for long. Batches of one agent run are ordered by `seq`; a
+/// receiver drops a batch whose `seq` is not newer than one it has (after an agent
+/// restart, `(boot_id, agent_start_unix_ms)` changes).
+///
+/// What kelp's agent sends (a receiver must not rely on more):
+///
+/// - A series may cover only some slots: it starts at `first_slot`, and a series that
+///   does not change through a batch, or changes only from some slot on, starts where it
+///   changes (at the last slot when constant). Before `first_slot` its value is the one
+///   the receiver held (in a complete batch: the same as at `first_slot`).
+/// - Several series of one (metric, subject) in a batch are runs of consecutive slots
+///   with a gap between them (a read that failed).
+/// - Pods' and containers' CPU usage and working set have a value at every slot; every
+///   other series, and all of the node's, only at the batch's last slot.
+/// - In an incomplete batch a series is left out while its value stays within a dead band
+///   of the value last sent (10 ms of CPU time, 1% or 1 MiB of memory and disk, 5% of RSS
+///   and cache, 4 KiB and 16 packets of network, 10% of load); so a receiver's value is at
+///   most that far from the truth, and exact after a complete batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Samples {
     /// This agent run.
