@@ -1480,6 +1480,10 @@ fn metrics_reach_kelp_top_and_kelp_mqtt_nodes_marks_a_cut_off_node_offline() {
             "500",
             "--metrics-publish-interval-ms",
             "2000",
+            // A complete batch every 3rd (6 s): series that never change (pid_max,
+            // capacities) reach a newly connected observer only in those.
+            "--metrics-complete-every",
+            "3",
         ],
     );
     let names = ["n1", "n2", "n3"];
@@ -1706,8 +1710,8 @@ fn metrics_reach_kelp_top_and_kelp_mqtt_nodes_marks_a_cut_off_node_offline() {
         "kelp mqtt nodes showed n2 offline {:?} after its link was cut",
         cut_at.elapsed()
     );
-    // Series that do not change (pid_max, capacities) come only in complete batches (every
-    // 10th, here every 20 s): a laptop that just connected waits for one.
+    // Series that do not change (pid_max, capacities) come only in complete batches (here
+    // every 3rd, 6 s): a laptop that just connected waits for one.
     let detail = fleet.wait("n1 in detail with its PIDs", Duration::from_secs(40), |f| {
         let out = f.server.kelp(&[
             "mqtt",
