@@ -31,18 +31,27 @@ if [ "$rc" != 0 ]; then
 	exit 1
 fi
 
-# The agent's runtime tests, on cgroup v2. Built on the host (same Debian, same glibc).
-mapfile -t bins < <(cd "$repo" && cargo test -p kelp-agent --test runtime_e2e --no-run \
-	--message-format=json 2>/dev/null |
-	python3 -c 'import json,sys
+# The path of the agent's test binary NAME, built on the host (same Debian, same glibc);
+# exits when it cannot be built.
+test_binary() {
+	local bins
+	mapfile -t bins < <(cd "$repo" && cargo test -p kelp-agent --test "$1" --no-run \
+		--message-format=json 2>/dev/null |
+		python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
         print(m["executable"])')
-[ "${#bins[@]}" -gt 0 ] || {
-	echo "vm: could not build the agent's runtime_e2e test binary" >&2
-	exit 1
+	[ "${#bins[@]}" -gt 0 ] || {
+		echo "vm: could not build the agent's $1 test binary" >&2
+		exit 1
+	}
+	bin=${bins[0]}
 }
+
+# The agent's runtime tests, on cgroup v2.
+test_binary runtime_e2e
+bins=("$bin")
 case "${bins[0]}" in "$repo"/*) ;; *)
 	echo "vm: ${bins[0]} is outside the repository, which is all the guest sees (unset CARGO_TARGET_DIR)" >&2
 	exit 1
@@ -58,17 +67,8 @@ if [ "$rc" != 0 ]; then
 fi
 
 # The metrics collector on cgroup v2: its accuracy tests on real containers, one at a time.
-mapfile -t bins < <(cd "$repo" && cargo test -p kelp-agent --test metrics_accuracy --no-run \
-	--message-format=json 2>/dev/null |
-	python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
-        print(m["executable"])')
-[ "${#bins[@]}" -gt 0 ] || {
-	echo "vm: could not build the agent's metrics_accuracy test binary" >&2
-	exit 1
-}
+test_binary metrics_accuracy
+bins=("$bin")
 rc=0
 "$here/run.sh" --out "$out" --timeout 1800 --mem 2048 -- "${bins[0]}" --test-threads 1 --nocapture || rc=$?
 t4=$(date +%s)
