@@ -46,20 +46,7 @@ use pods::NetFiles;
 /// node's, are kept once per batch.
 pub const EVERY_SAMPLE: [Metric; 2] = [Metric::CpuUsageNanoseconds, Metric::MemoryWorkingSetBytes];
 
-/// What a series is about, by name (the wire names subjects by index per batch).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SubjectKey {
-    Node,
-    Pod {
-        namespace: String,
-        name: String,
-    },
-    Container {
-        namespace: String,
-        pod: String,
-        name: String,
-    },
-}
+pub use kelp_shared::wire::SubjectKey;
 
 /// The values of one sample.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

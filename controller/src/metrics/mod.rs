@@ -51,39 +51,7 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// What a series is about, with names resolved (a container carries its pod's).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SubjectKey {
-    /// The node itself.
-    Node,
-    /// A pod.
-    Pod {
-        /// Namespace.
-        namespace: String,
-        /// Name.
-        name: String,
-    },
-    /// A container of a pod.
-    Container {
-        /// The pod's namespace.
-        namespace: String,
-        /// The pod's name.
-        pod: String,
-        /// The container's name.
-        name: String,
-    },
-}
-
-impl SubjectKey {
-    /// The pod a pod or container subject belongs to.
-    pub fn pod(&self) -> Option<(&str, &str)> {
-        match self {
-            SubjectKey::Node => None,
-            SubjectKey::Pod { namespace, name } => Some((namespace, name)),
-            SubjectKey::Container { namespace, pod, .. } => Some((namespace, pod)),
-        }
-    }
-}
+pub use kelp_shared::wire::SubjectKey;
 
 /// A series' samples: (node time in ms since the epoch, value), oldest first.
 #[derive(Debug, Clone, Default)]

@@ -614,6 +614,41 @@ pub enum Subject {
     },
 }
 
+/// What a series is about, with names resolved (a container carries its pod's): the key
+/// agents and the controller keep series by (the wire names subjects by index per batch).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SubjectKey {
+    /// The node itself.
+    Node,
+    /// A pod.
+    Pod {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// A container of a pod.
+    Container {
+        /// The pod's namespace.
+        namespace: String,
+        /// The pod's name.
+        pod: String,
+        /// The container's name.
+        name: String,
+    },
+}
+
+impl SubjectKey {
+    /// The pod a pod or container subject belongs to.
+    pub fn pod(&self) -> Option<(&str, &str)> {
+        match self {
+            SubjectKey::Node => None,
+            SubjectKey::Pod { namespace, name } => Some((namespace, name)),
+            SubjectKey::Container { namespace, pod, .. } => Some((namespace, pod)),
+        }
+    }
+}
+
 /// Values of one metric of one subject at consecutive sampling slots.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SampleSeries {

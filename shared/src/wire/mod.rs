@@ -70,7 +70,7 @@ pub use messages::{
     AddressKind, Birth, Condition, ConditionStatus, ContainerReport, ContainerState, DesiredState,
     EventBatch, EventType, Generation, Heartbeat, Message, Metric, MetricsBatch, NodeAddress,
     NodeEvent, ObjectRef, Offline, PodPhase, PodReport, Reported, Request, RequestBody, Resources,
-    Response, ResponseBody, Sample, SampleSeries, Samples, Series, StaticPods, Subject,
+    Response, ResponseBody, Sample, SampleSeries, Samples, Series, StaticPods, Subject, SubjectKey,
 };
 #[cfg(feature = "sign")]
 pub use sign::{sign, verify, PublicKey, SignError, SigningKey};
