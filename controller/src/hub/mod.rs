@@ -232,6 +232,11 @@ pub struct Hub {
     inputs: HashMap<String, u64>,
     /// Objects as nodes get them, serialised, reused while their revision is unchanged.
     cache: project::Cache,
+    /// Which pods each node holds and which nodes changed, from the store's watch.
+    index: project::Index,
+    /// Whether the run loop feeds the store's changes to [`Hub::observe`]; without it
+    /// (tests drive [`Hub::sync`] by hand) every sync lists the store again.
+    following: bool,
     /// Writes reports into the store.
     writer: ReportWriter,
     births: HashMap<String, Run>,
@@ -287,6 +292,8 @@ impl Hub {
             published: HashMap::new(),
             inputs: HashMap::new(),
             cache: project::Cache::default(),
+            index: project::Index::stale(),
+            following: false,
             writer,
             births: HashMap::new(),
             reports: HashMap::new(),
@@ -329,6 +336,7 @@ impl Hub {
     pub fn forget_published(&mut self) {
         self.published.clear();
         self.inputs.clear();
+        self.index.touch_all();
         self.heard.clear();
         self.connected_at = Instant::now();
     }
@@ -450,24 +458,32 @@ impl Hub {
         Ok(())
     }
 
-    /// Projects every node and publishes what changed. Returns true when something could not
+    /// From now on the caller hands every change of the store to [`Hub::observe`], from a
+    /// watch started before this call; the next sync lists the store once, later ones
+    /// project only the nodes the changes touched. Called again after the watch was lost.
+    pub fn follow(&mut self) {
+        self.following = true;
+        self.index.invalidate();
+    }
+
+    /// One change of the store (see [`Hub::follow`]).
+    pub fn observe(&mut self, change: &crate::store::WatchEvent) {
+        self.index.observe(change, &mut self.cache);
+    }
+
+    /// Projects the nodes whose inputs changed (every node, unless [`Hub::follow`]ing the
+    /// store) and publishes what changed. Returns true when something could not
     /// be published now (the client's queue was full): sync again later.
     pub async fn sync<P: Publisher + ?Sized>(&mut self, publisher: &P) -> Result<bool, HubError> {
         self.allocate_cidrs().await?;
-        let (nodes, r1) = self.store.list("Node", None);
-        let (pods, r2) = self.store.list("Pod", None);
-        let (configmaps, r3) = self.store.list("ConfigMap", None);
-        let (secrets, r4) = self.store.list("Secret", None);
-        let revision = r1.max(r2).max(r3).max(r4);
-        // Only nodes whose inputs changed since they were last published are projected.
-        let (all_nodes, projections) = project::project_changed(
-            &nodes,
-            &pods,
-            &configmaps,
-            &secrets,
-            &self.inputs,
-            &mut self.cache,
-        );
+        if !self.following {
+            self.index.invalidate();
+        }
+        let projections = self
+            .index
+            .project_dirty(&self.store, &self.inputs, &mut self.cache);
+        // Every object projected is at or before this revision.
+        let revision = self.store.revision();
         let mut retry = false;
         for (node, (inputs, objects)) in &projections {
             let digest = digest(objects);
@@ -487,6 +503,7 @@ impl Hub {
                     let size = payload.len();
                     if !publisher.publish_retained(&topic, payload) {
                         retry = true;
+                        self.index.touch(node);
                         continue;
                     }
                     tracing::debug!(%node, revision, size, objects = objects.len(), "published desired state");
@@ -510,7 +527,7 @@ impl Hub {
         let gone: Vec<String> = self
             .published
             .keys()
-            .filter(|n| !all_nodes.contains(*n))
+            .filter(|n| !self.index.nodes().contains(*n))
             .cloned()
             .collect();
         for node in gone {
@@ -1434,6 +1451,7 @@ async fn run(
         Err(StoreError::Closed) => return Ok(()),
         Err(err) => return Err(err.into()),
     };
+    hub.follow();
     let mut due: Option<Instant> = Some(Instant::now());
     // Reports are written beside the hub (see ReportWriter), each node's newest only when
     // they come faster than the store takes them.
@@ -1492,6 +1510,7 @@ async fn run(
             }
             change = watch.next() => match change {
                 Some(change) => {
+                    hub.observe(&change);
                     if RELEVANT.contains(&change.object.key.kind.as_str()) && due.is_none() {
                         due = Some(Instant::now() + debounce.max(last_sync));
                     }
@@ -1504,6 +1523,7 @@ async fn run(
                         Err(StoreError::Closed) => return Ok(()),
                         Err(err) => return Err(err.into()),
                     };
+                    hub.follow();
                     due = Some(Instant::now());
                 }
             },

@@ -37,7 +37,51 @@ struct Fixture {
     store: Store,
     hub: Hub,
     identity: Arc<Identity>,
+    /// The store's changes, handed to the hub before each sync ([`Hub::follow`]), as its
+    /// run loop does; `None`: every sync lists the store.
+    watch: Option<crate::store::Watch>,
     _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// Follows the store's changes from now on, as the hub's run loop does.
+    fn follow(&mut self) {
+        self.watch = Some(self.store.watch(None, self.store.revision()).unwrap());
+        self.hub.follow();
+    }
+
+    /// Hands the changes waiting on the watch to the hub, then syncs. Every desired state
+    /// published must equal a projection of the whole store.
+    async fn sync(&mut self, out: &Recorder) -> bool {
+        if let Some(watch) = &mut self.watch {
+            while let Ok(Some(change)) =
+                tokio::time::timeout(Duration::from_millis(20), watch.next()).await
+            {
+                self.hub.observe(&change);
+            }
+        }
+        let before = out.sent.borrow().len();
+        let retry = self.hub.sync(out).await.unwrap();
+        let (nodes, _) = self.store.list("Node", None);
+        let (pods, _) = self.store.list("Pod", None);
+        let (configmaps, _) = self.store.list("ConfigMap", None);
+        let (secrets, _) = self.store.list("Secret", None);
+        let whole = project::project_all(&nodes, &pods, &configmaps, &secrets);
+        for (topic, payload) in out.sent.borrow()[before..].iter() {
+            if payload.is_empty() {
+                continue;
+            }
+            let desired = open(&self.identity, payload);
+            assert_eq!(topic, &format!("kelp/v1/nodes/{}/desired", desired.node));
+            let objects: Vec<Value> = desired
+                .objects_json
+                .iter()
+                .map(|o| serde_json::from_slice(o).unwrap())
+                .collect();
+            assert_eq!(Some(&objects), whole.get(&desired.node), "{}", desired.node);
+        }
+        retry
+    }
 }
 
 fn fixture() -> Fixture {
@@ -54,6 +98,7 @@ fn fixture() -> Fixture {
         store,
         hub,
         identity,
+        watch: None,
         _dir: dir,
     }
 }
@@ -95,7 +140,21 @@ fn open(identity: &Identity, payload: &[u8]) -> DesiredState {
 
 #[tokio::test]
 async fn publishes_signed_desired_state_on_change_only() {
+    publishes_on_change_only(false).await;
+}
+
+/// The same, the hub following the store's watch (as its run loop does): only the nodes a
+/// change touched are projected, and what they get is what a projection of everything gives.
+#[tokio::test]
+async fn publishes_on_change_only_following_the_watch() {
+    publishes_on_change_only(true).await;
+}
+
+async fn publishes_on_change_only(follow: bool) {
     let mut f = fixture();
+    if follow {
+        f.follow();
+    }
     let out = Recorder::default();
     put(&f.store, "Node", "", "pi-1", node("pi-1")).await;
     put(&f.store, "Node", "", "pi-2", node("pi-2")).await;
@@ -113,7 +172,7 @@ async fn publishes_signed_desired_state_on_change_only() {
     )
     .await;
 
-    assert!(!f.hub.sync(&out).await.unwrap());
+    assert!(!f.sync(&out).await);
     let sent = out.take();
     assert_eq!(sent.len(), 2);
     let (topic, payload) = &sent[0];
@@ -140,7 +199,7 @@ async fn publishes_signed_desired_state_on_change_only() {
     assert!(cidr1.starts_with("10.42.") && cidr1.ends_with(".0/24"));
 
     // Nothing changed: nothing sent. A status-only write: nothing sent.
-    assert!(!f.hub.sync(&out).await.unwrap());
+    assert!(!f.sync(&out).await);
     assert!(out.take().is_empty());
     let mut web = (*f
         .store
@@ -150,12 +209,12 @@ async fn publishes_signed_desired_state_on_change_only() {
         .clone();
     web["status"]["phase"] = json!("Running");
     put(&f.store, "Pod", "default", "web", web).await;
-    f.hub.sync(&out).await.unwrap();
+    f.sync(&out).await;
     assert!(out.take().is_empty());
 
     // The ConfigMap changes: pi-1 gets a new generation, pi-2 nothing.
     put(&f.store, "ConfigMap", "default", "conf", json!({"kind": "ConfigMap", "metadata": {"name": "conf", "namespace": "default"}, "data": {"a": "c"}})).await;
-    f.hub.sync(&out).await.unwrap();
+    f.sync(&out).await;
     let sent = out.take();
     assert_eq!(sent.len(), 1);
     let again = open(&f.identity, &sent[0].1);
@@ -171,17 +230,28 @@ async fn publishes_signed_desired_state_on_change_only() {
     )
     .await;
     *out.full.borrow_mut() = true;
-    assert!(f.hub.sync(&out).await.unwrap());
+    assert!(f.sync(&out).await);
     *out.full.borrow_mut() = false;
-    assert!(!f.hub.sync(&out).await.unwrap());
+    assert!(!f.sync(&out).await);
     assert_eq!(out.take()[0].0, "kelp/v1/nodes/pi-2/desired");
+
+    // A deleted pod leaves its node's desired state; the other node gets nothing.
+    f.store
+        .delete(Key::new("Pod", "default", "web"), None, Durability::Durable)
+        .await
+        .unwrap();
+    f.sync(&out).await;
+    let sent = out.take();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, "kelp/v1/nodes/pi-1/desired");
+    assert_eq!(open(&f.identity, &sent[0].1).objects_json.len(), 1);
 
     // A deleted (removed) node's retained topics are cleared.
     f.store
         .delete(Key::new("Node", "", "pi-2"), None, Durability::Durable)
         .await
         .unwrap();
-    f.hub.sync(&out).await.unwrap();
+    f.sync(&out).await;
     let cleared: Vec<(String, Vec<u8>)> = ["desired", "status", "reported", "static"]
         .iter()
         .map(|t| (format!("kelp/v1/nodes/pi-2/{t}"), Vec::new()))
