@@ -87,7 +87,7 @@ def render(lock_path, lock_name):
         "# CI (yocto/ci.sh) fails when this file and Cargo.lock disagree.",
         "",
         f"# from {lock_name}",
-        'SRC_URI += " \\',
+        'SRC_URI += "\\',
         *crates,
         '"',
         "",
