@@ -21,6 +21,7 @@ IMAGE_INSTALL:append = " \
     kelp-agent \
     kelp \
     nftables \
+    kernel-modules \
     ca-certificates \
     tzdata \
 "
