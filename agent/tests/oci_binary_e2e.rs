@@ -15,7 +15,9 @@ use common::{Node, BUSYBOX};
 use kelp_agent::runtime::oci_binary::{resolve, State};
 
 /// The seed's two-container pod (§2.4) with busybox, as in `runtime_e2e.rs`: a web server on
-/// :8002 whose CGI page is what the "database" container on 127.0.0.1:3306 answers.
+/// :8002 whose CGI page is what the "database" container on 127.0.0.1:3306 answers. The
+/// database's exec readiness probe goes through the binary's `exec` (the pod is Running with
+/// every container ready only once it succeeds).
 const SEED_POD: &str = r#"apiVersion: v1
 kind: Pod
 metadata:
@@ -37,6 +39,10 @@ spec:
     image: IMAGE
     command: ["sh", "-c", "mkdir -p /db; echo hello-from-db > /db/index.html; echo db up; exec httpd -f -p 3306 -h /db"]
     ports: [{containerPort: 3306}]
+    readinessProbe:
+      exec:
+        command: ["grep", "-q", "hello-from-db", "/db/index.html"]
+      periodSeconds: 1
 "#;
 
 fn binary(name: &str) -> PathBuf {
