@@ -23,6 +23,8 @@ kind: Pod
 metadata:
   name: kubia
 spec:
+  # httpd as PID 1 ignores SIGTERM: no need to wait the default 30 s for SIGKILL.
+  terminationGracePeriodSeconds: 1
   containers:
   - name: web
     image: IMAGE
@@ -123,8 +125,13 @@ fn seed_pod_runs_through(runtime: &str) {
     unified.0 = node.cgroup_parent.clone();
     node.extra_args = vec!["--oci-runtime".into(), runtime.into()];
     node.start_agent();
+    let t0 = std::time::Instant::now();
     node.apply("seed.yaml", &SEED_POD.replace("IMAGE", BUSYBOX));
     let pod = node.wait_running("kubia");
+    eprintln!(
+        "{runtime}: manifest to Running and ready in {:?}",
+        t0.elapsed()
+    );
     let paths = node.runtime_config().pod_paths(&pod.uid);
     let root = paths.oci_root();
 
@@ -170,6 +177,36 @@ fn seed_pod_runs_through(runtime: &str) {
     assert!(node.log_of(&pod, "db").contains("db up"));
     assert!(node.log_of(&pod, "web").contains("web up"));
 
+    // `kelp exec`'s helper, as the agent starts it for a pod of the binary: its stdin is the
+    // control socket, on which it answers how the command ended.
+    let (control, helper_end) = std::os::unix::net::UnixStream::pair().unwrap();
+    let helper = Command::new(common::AGENT)
+        .arg(kelp_agent::runtime::exec::HELPER_COMMAND)
+        .arg("--oci-runtime")
+        .arg(&binary)
+        .arg("--root")
+        .arg(&root)
+        .args(["--container", "web", "--bundle"])
+        .arg(paths.bundle("web"))
+        .args(["--", "sh", "-c", "cat /etc/hostname; id -u; exit 3"])
+        .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+            helper_end,
+        )))
+        .output()
+        .unwrap();
+    let mut answer = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(&control), &mut answer).unwrap();
+    let stdout = String::from_utf8_lossy(&helper.stdout);
+    assert!(
+        stdout.contains("kubia") && stdout.contains('0'),
+        "exec output: {stdout} {}",
+        String::from_utf8_lossy(&helper.stderr)
+    );
+    assert_eq!(
+        serde_json::from_str::<kelp_agent::runtime::exec::HelperResult>(&answer).unwrap(),
+        kelp_agent::runtime::exec::HelperResult::Exited { code: 3 }
+    );
+
     // A container that dies is restarted (restartPolicy Always), through the binary again.
     let old = runs["db"].process.unwrap().pid;
     rustix::process::kill_process(
@@ -177,6 +214,7 @@ fn seed_pod_runs_through(runtime: &str) {
         rustix::process::Signal::KILL,
     )
     .unwrap();
+    let t1 = std::time::Instant::now();
     let restarted = node.wait_for("db restarted", Duration::from_secs(60), |n| {
         let p = n.pod("kubia")?;
         let db = p
@@ -188,6 +226,7 @@ fn seed_pod_runs_through(runtime: &str) {
             .clone();
         (db.restart_count >= 1 && db.state.as_ref()?.running.is_some()).then_some(db)
     });
+    eprintln!("{runtime}: SIGKILL to running again in {:?}", t1.elapsed());
     let last = restarted.last_state.and_then(|s| s.terminated).unwrap();
     assert_eq!(last.exit_code, 137, "SIGKILL is 128 + 9");
     let state = oci_state(&binary, &root, "db").expect("db known to the binary again");
@@ -197,13 +236,13 @@ fn seed_pod_runs_through(runtime: &str) {
         Some(state.pid),
         node.runs(&pod.uid)["db"].process.map(|p| p.pid)
     );
-    assert_eq!(
-        node.log_of(&pod, "db").matches("db up").count(),
-        2,
-        "both runs' output in the container's log"
-    );
+    // Both runs' output is in the container's log (the new run prints soon after it starts).
+    node.wait_for("the new run's output", Duration::from_secs(10), |n| {
+        (n.log_of(&pod, "db").matches("db up").count() == 2).then_some(())
+    });
 
     // Deleting the pod removes every container, process, cgroup and the binary's state.
+    let t2 = std::time::Instant::now();
     node.delete("seed.yaml");
     node.wait_for("pod kubia gone", Duration::from_secs(60), |n| {
         n.pod("kubia").is_none().then_some(())
@@ -211,6 +250,7 @@ fn seed_pod_runs_through(runtime: &str) {
     node.wait_for("pod directory removed", Duration::from_secs(30), |_| {
         (!paths.dir.exists()).then_some(())
     });
+    eprintln!("{runtime}: deletion to nothing left in {:?}", t2.elapsed());
     // (Not `list`: runc creates its root directory when asked to list it.)
     assert!(
         !root.exists(),
