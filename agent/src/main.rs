@@ -249,11 +249,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             use kelp_agent::runtime::exec::ExecVia;
             let via = match oci_runtime {
-                Some(binary) => ExecVia::Binary {
-                    binary,
-                    root,
-                    pid_ns_cgroup: None,
-                },
+                Some(binary) => ExecVia::Binary { binary, root },
                 None => ExecVia::Libcontainer { root },
             };
             kelp_agent::runtime::exec::helper_main(&via, &container, &bundle, &command)?

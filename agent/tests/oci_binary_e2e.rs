@@ -288,3 +288,64 @@ fn seed_two_container_pod_with_runc() {
 fn seed_two_container_pod_with_crun() {
     seed_pod_runs_through("crun");
 }
+
+/// `shareProcessNamespace`: the monitor's pause process is PID 1 of the pod's PID namespace,
+/// which the containers join, while runc runs in the host's (it reads the host's `/proc` by
+/// the PIDs it sees). The readiness probe (`runc exec`) sees the other container's process.
+#[test]
+fn shared_pid_namespace_with_runc() {
+    let binary = binary("runc");
+    let mut unified = UnifiedParent(String::new());
+    let mut node = Node::new("oci-sharepid");
+    unified.0 = node.cgroup_parent.clone();
+    node.extra_args = vec!["--oci-runtime".into(), "runc".into()];
+    node.start_agent();
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: shared
+spec:
+  shareProcessNamespace: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: a
+    image: {BUSYBOX}
+    command: ["sh", "-c", "echo a up; exec sleep 3600"]
+    readinessProbe:
+      exec:
+        command: ["sh", "-c", "ps | grep -q 'sleep 360[1]'"]
+      periodSeconds: 1
+  - name: b
+    image: {BUSYBOX}
+    command: ["sleep", "3601"]
+"#
+    );
+    node.apply("shared.yaml", &yaml);
+    let pod = node.wait_running("shared");
+    let root = node.runtime_config().pod_paths(&pod.uid).oci_root();
+    let runs = node.runs(&pod.uid);
+    for name in ["a", "b"] {
+        let pid = runs[name].process.unwrap().pid;
+        let state = oci_state(&binary, &root, name).unwrap();
+        assert_eq!(state.status, "running");
+        assert_eq!(
+            state.pid, pid,
+            "{name}: the binary's PID is the one the monitor reaps"
+        );
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        assert!(
+            String::from_utf8_lossy(&cmdline).starts_with("sleep"),
+            "{name}: the monitor watches the container's process"
+        );
+    }
+    // One PID namespace: a sees b's process (the readiness probe above relies on it too).
+    let a = fs::read_link(format!("/proc/{}/ns/pid", runs["a"].process.unwrap().pid));
+    let b = fs::read_link(format!("/proc/{}/ns/pid", runs["b"].process.unwrap().pid));
+    assert_eq!(a.unwrap(), b.unwrap());
+    node.delete("shared.yaml");
+    node.wait_for("pod shared gone", Duration::from_secs(60), |n| {
+        n.pod("shared").is_none().then_some(())
+    });
+    assert!(node.cgroup_processes().is_empty());
+}

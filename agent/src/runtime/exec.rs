@@ -40,14 +40,7 @@ pub enum ExecVia {
     /// libcontainer's tenant builder; the pod's libcontainer state is under `root`.
     Libcontainer { root: PathBuf },
     /// The OCI runtime binary's `exec`, with the pod's state directory `root`.
-    /// `pid_ns_cgroup`: the container's cgroup, when the binary runs inside the pod's PID
-    /// namespace (exec probes of a `shareProcessNamespace` pod, from its monitor) and so
-    /// reports PIDs of that namespace.
-    Binary {
-        binary: PathBuf,
-        root: PathBuf,
-        pid_ns_cgroup: Option<String>,
-    },
+    Binary { binary: PathBuf, root: PathBuf },
 }
 
 /// Starts `command` in the running container `container` as `user`, with the given stdio,
@@ -69,11 +62,7 @@ pub fn spawn_tenant(
         ExecVia::Libcontainer { root } => {
             spawn_libcontainer(root, container, user, command, stdin, stdout, stderr)
         }
-        ExecVia::Binary {
-            binary,
-            root,
-            pid_ns_cgroup,
-        } => {
+        ExecVia::Binary { binary, root } => {
             let oci = super::oci_binary::OciBinary::new(binary.clone(), root.clone());
             let pid = oci
                 .exec_detached(
@@ -88,17 +77,6 @@ pub fn spawn_tenant(
                     [stdin, stdout, stderr],
                 )
                 .map_err(|e| format!("exec {command:?}: {e}"))?;
-            let pid = match pid_ns_cgroup {
-                None => pid,
-                Some(cgroup) => {
-                    let procs = crate::cgroup::Cgroups::detect()
-                        .and_then(|c| c.processes(cgroup, true))
-                        .map_err(|e| format!("exec {command:?}: reading cgroup {cgroup}: {e}"))?;
-                    super::oci_binary::host_pid(pid, &procs).ok_or_else(|| {
-                        format!("exec {command:?}: process {pid} not found in cgroup {cgroup}")
-                    })?
-                }
-            };
             Pid::from_raw(pid).ok_or_else(|| "the OCI runtime reported pid 0".to_string())
         }
     }

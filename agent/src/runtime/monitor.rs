@@ -143,6 +143,14 @@ pub fn main(pod_dir: &Path) -> Result<()> {
         }
         _ => None,
     };
+    // The OCI runtime binary reads `/proc` (the host's) by the PIDs it sees: it must run in
+    // the host's PID namespace, not in the pod's that the monitor's children join below.
+    let host_pid_ns = match (&config.oci_runtime, config.share_pid) {
+        (Some(_), true) => {
+            Some(File::open("/proc/self/ns/pid").context("opening own PID namespace")?)
+        }
+        _ => None,
+    };
     // `hostNetwork` pods keep the host's network and UTS namespaces (and so its hostname).
     let mut flags = U::NEWIPC;
     if !host_network {
@@ -177,6 +185,15 @@ pub fn main(pod_dir: &Path) -> Result<()> {
     } else {
         None
     };
+    if let Some(ns) = host_pid_ns {
+        // Only the pause process is the pod's PID 1; later children (runc, crun) are the
+        // host's, and the containers join the pod's namespace by the spec's path.
+        rustix::thread::move_into_link_name_space(
+            ns.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::ProcessID),
+        )
+        .context("setns back to the host's PID namespace for the OCI runtime")?;
+    }
 
     let socket = paths.socket();
     let _ = fs::remove_file(&socket);
@@ -502,7 +519,7 @@ impl Monitor {
             None
         } else {
             Some(crate::probe::check::Target {
-                via: self.exec_via(name),
+                via: self.exec_via(),
                 container: name.to_string(),
                 pod_ip: crate::probe::check::Target::pod_ip_or_loopback(self.config.network.pod_ip),
                 user: crate::probe::check::ExecUser::from_bundle(bundle)?,
@@ -543,8 +560,8 @@ impl Monitor {
         }
     }
 
-    /// How exec probes get into container `name`.
-    fn exec_via(&self, name: &str) -> ExecVia {
+    /// How exec probes get into the pod's containers.
+    fn exec_via(&self) -> ExecVia {
         match &self.engine {
             #[cfg(target_pointer_width = "64")]
             Engine::Libcontainer => ExecVia::Libcontainer {
@@ -553,10 +570,6 @@ impl Monitor {
             Engine::Binary(oci) => ExecVia::Binary {
                 binary: oci.binary.clone(),
                 root: oci.root.clone(),
-                pid_ns_cgroup: self
-                    .config
-                    .share_pid
-                    .then(|| container_cgroup(&self.config.pod_cgroup, name)),
             },
         }
     }
@@ -587,16 +600,6 @@ impl Monitor {
                             .join(" ");
                         anyhow::bail!("{e}: {}", said.trim());
                     }
-                };
-                // Inside the pod's PID namespace the binary reported the PID seen there.
-                let pid = if self.config.share_pid {
-                    let cgroup = container_cgroup(&self.config.pod_cgroup, name);
-                    let procs = self.cgroups.processes(&cgroup, true)?;
-                    super::oci_binary::host_pid(pid, &procs).with_context(|| {
-                        format!("process {pid} of {name} not found in cgroup {cgroup}")
-                    })?
-                } else {
-                    pid
                 };
                 oci.start(name)?;
                 pid

@@ -381,19 +381,6 @@ fn remove_cgroup_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// The PID, in the caller's PID namespace, of the process the binary reported as `pid` when
-/// the binary ran inside a PID namespace of its own (a pod with `shareProcessNamespace`: the
-/// monitor's children live in the pod's). Looks among `candidates` (the container's cgroup,
-/// read by the caller) for the one whose innermost PID is `pid`.
-pub fn host_pid(pid: i32, candidates: &[u32]) -> Option<i32> {
-    candidates.iter().find_map(|&c| {
-        let status = fs::read_to_string(format!("/proc/{c}/status")).ok()?;
-        let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
-        let inner: i32 = line.split_whitespace().last()?.parse().ok()?;
-        (inner == pid).then_some(c as i32)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,12 +404,5 @@ mod tests {
             (s.id.as_str(), s.pid, s.status.as_str()),
             ("c", 42, "running")
         );
-    }
-
-    #[test]
-    fn host_pid_finds_own_process_by_innermost_pid() {
-        let me = std::process::id();
-        assert_eq!(host_pid(me as i32, &[1, me]), Some(me as i32));
-        assert_eq!(host_pid(-5, &[me]), None);
     }
 }
