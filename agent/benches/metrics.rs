@@ -97,6 +97,7 @@ fn fixture(runtime: &RuntimeConfig, dir: &Path) -> Fixture {
                 log_max_size: 1 << 20,
                 log_max_files: 2,
                 network: PodNetwork::default(),
+                oci_runtime: None,
             },
         )
         .unwrap();

@@ -69,9 +69,12 @@ enum Command {
     /// stdin is the agent's control socket).
     #[command(hide = true, name = kelp_agent::runtime::exec::HELPER_COMMAND)]
     ExecHelper {
-        /// libcontainer's root directory of the pod.
+        /// The engine's state directory of the pod (libcontainer's, or the OCI runtime's).
         #[arg(long)]
         root: PathBuf,
+        /// The OCI runtime binary that runs the pod, if not libcontainer.
+        #[arg(long)]
+        oci_runtime: Option<PathBuf>,
         /// The container.
         #[arg(long)]
         container: String,
@@ -160,6 +163,11 @@ struct RunArgs {
     /// `kelp server` runs its machine's agent this way. Pods keep running.
     #[arg(long, value_name = "PID", hide = true)]
     stop_with_parent: Option<i32>,
+    /// Run new pods' containers with this OCI runtime binary (`runc`, `crun`, or a path)
+    /// instead of libcontainer. 32-bit agents, built without libcontainer, use `runc` unless
+    /// told otherwise. A pod keeps the engine it was started with.
+    #[arg(long, value_name = "runc|crun|PATH")]
+    oci_runtime: Option<PathBuf>,
 }
 
 /// The pod CIDR of a node that runs without a controller and without --pod-cidr.
@@ -234,10 +242,18 @@ fn run(cli: Cli) -> Result<()> {
         Command::Pause => kelp_agent::runtime::monitor::pause(),
         Command::ExecHelper {
             root,
+            oci_runtime,
             container,
             bundle,
             command,
-        } => kelp_agent::runtime::exec::helper_main(&root, &container, &bundle, &command)?,
+        } => {
+            use kelp_agent::runtime::exec::ExecVia;
+            let via = match oci_runtime {
+                Some(binary) => ExecVia::Binary { binary, root },
+                None => ExecVia::Libcontainer { root },
+            };
+            kelp_agent::runtime::exec::helper_main(&via, &container, &bundle, &command)?
+        }
         Command::Preflight => {
             let report = kelp_agent::preflight::run(&kelp_agent::preflight::Env::host());
             report.print();
@@ -293,6 +309,17 @@ fn run(cli: Cli) -> Result<()> {
             runtime.cgroup_parent = args.cgroup_parent;
             runtime.log_max_size = args.log_max_size;
             runtime.log_max_files = args.log_max_files;
+            // Without libcontainer (32-bit targets) the binary is the only engine.
+            let oci_runtime = match args.oci_runtime {
+                Some(name) => Some(name),
+                None if cfg!(target_pointer_width = "64") => None,
+                None => Some(PathBuf::from("runc")),
+            };
+            runtime.oci_runtime = oci_runtime
+                .map(|name| kelp_agent::runtime::oci_binary::resolve(&name))
+                .transpose()
+                .map_err(anyhow::Error::msg)
+                .context("--oci-runtime")?;
             let link = match &args.join_file {
                 Some(path) => {
                     let text = std::fs::read_to_string(path)

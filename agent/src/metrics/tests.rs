@@ -354,6 +354,7 @@ fn pods_are_found_in_the_run_dir() {
         log_max_size: 1,
         log_max_files: 1,
         network: Default::default(),
+        oci_runtime: None,
     };
     write_json(&paths.sandbox(), &sandbox).unwrap();
     let me = ProcessId::of(std::process::id() as i32).unwrap();

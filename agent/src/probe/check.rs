@@ -42,8 +42,8 @@ const MAX_EXEC_OUTPUT: usize = 10 * 1024;
 /// Where a container's probes go.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// libcontainer's root directory of the pod and the container's id there.
-    pub libcontainer_root: PathBuf,
+    /// How commands get into the container (the pod's engine), and the container's id there.
+    pub via: crate::runtime::exec::ExecVia,
     pub container: String,
     /// Where httpGet and tcpSocket probes without a `host` connect: the pod's IP.
     pub pod_ip: IpAddr,
@@ -118,7 +118,7 @@ impl ExecCheck {
         let err_w = out_w.try_clone().map_err(|e| format!("dup: {e}"))?;
         let stdin = File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
         let pid = crate::runtime::exec::spawn_tenant(
-            &target.libcontainer_root,
+            &target.via,
             &target.container,
             &target.user,
             command,
@@ -724,7 +724,9 @@ mod tests {
 
     fn target() -> Target {
         Target {
-            libcontainer_root: PathBuf::from("/nonexistent"),
+            via: crate::runtime::exec::ExecVia::Libcontainer {
+                root: PathBuf::from("/nonexistent"),
+            },
             container: "c".into(),
             pod_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             user: ExecUser::default(),

@@ -117,10 +117,21 @@ pub fn serve(
     }
     let (control, helper_end) =
         UnixStream::pair().map_err(|e| format!("exec in {what}: socketpair: {e}"))?;
-    let mut child = Command::new(&job.runtime().agent_exe)
-        .arg(HELPER_COMMAND)
-        .arg("--root")
-        .arg(located.paths.libcontainer_root())
+    // The pod's engine is the one its sandbox was started with.
+    let sandbox: Option<crate::runtime::state::SandboxConfig> =
+        crate::runtime::state::read_json(&located.paths.sandbox())
+            .map_err(|e| format!("exec in {what}: {e}"))?;
+    let mut helper = Command::new(&job.runtime().agent_exe);
+    helper.arg(HELPER_COMMAND);
+    match sandbox.and_then(|s| s.oci_runtime) {
+        Some(binary) => helper
+            .arg("--oci-runtime")
+            .arg(binary)
+            .arg("--root")
+            .arg(located.paths.oci_root()),
+        None => helper.arg("--root").arg(located.paths.libcontainer_root()),
+    };
+    let mut child = helper
         .arg("--container")
         .arg(container)
         .arg("--bundle")

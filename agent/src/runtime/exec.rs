@@ -1,8 +1,8 @@
 //! Running a command inside a running container: exec probes and `kelp exec`.
 //!
-//! Both go through libcontainer's tenant builder ([`spawn_tenant`]), which joins the
-//! container's namespaces and cgroup as its user, in its working directory, with its
-//! environment. libcontainer clones the calling process, so it must be called from a
+//! Both go through libcontainer's tenant builder ([`spawn_tenant`]), or the OCI runtime
+//! binary's `exec` for pods run by it ([`ExecVia`]), which joins the container's namespaces and
+//! cgroup as its user, in its working directory, with its environment. libcontainer clones the calling process, so it must be called from a
 //! single-threaded process: exec probes run it in the pod's monitor; `kelp exec` in a helper
 //! process ([`helper_main`], the agent binary re-executed as `kelp-agent exec-helper`),
 //! never in the multi-threaded agent.
@@ -16,9 +16,11 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+#[cfg(target_pointer_width = "64")]
 use libcontainer::container::builder::ContainerBuilder;
+#[cfg(target_pointer_width = "64")]
 use libcontainer::syscall::syscall::SyscallType;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
@@ -32,12 +34,20 @@ use crate::probe::check::ExecUser;
 /// The hidden `kelp-agent` subcommand that runs [`helper_main`].
 pub const HELPER_COMMAND: &str = "exec-helper";
 
-/// Starts `command` in the running container `container` (libcontainer's state under
-/// `root`) as `user`, with the given stdio, and returns its PID. The process is a child of
-/// the caller once libcontainer's intermediate process is gone, so the caller must be a
-/// child subreaper to wait for it.
+/// How a command gets into a running container: which engine runs the pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecVia {
+    /// libcontainer's tenant builder; the pod's libcontainer state is under `root`.
+    Libcontainer { root: PathBuf },
+    /// The OCI runtime binary's `exec`, with the pod's state directory `root`.
+    Binary { binary: PathBuf, root: PathBuf },
+}
+
+/// Starts `command` in the running container `container` as `user`, with the given stdio,
+/// and returns its PID. The process is a child of the caller once the engine's intermediate
+/// process is gone, so the caller must be a child subreaper to wait for it.
 pub fn spawn_tenant(
-    root: &Path,
+    via: &ExecVia,
     container: &str,
     user: &ExecUser,
     command: &[String],
@@ -48,6 +58,40 @@ pub fn spawn_tenant(
     if command.is_empty() {
         return Err("no command given".into());
     }
+    match via {
+        ExecVia::Libcontainer { root } => {
+            spawn_libcontainer(root, container, user, command, stdin, stdout, stderr)
+        }
+        ExecVia::Binary { binary, root } => {
+            let oci = super::oci_binary::OciBinary::new(binary.clone(), root.clone());
+            let pid = oci
+                .exec_detached(
+                    container,
+                    &super::oci_binary::ExecAs {
+                        uid: user.uid,
+                        gid: user.gid,
+                        additional_gids: &user.additional_gids,
+                        cwd: user.cwd.as_deref(),
+                    },
+                    command,
+                    [stdin, stdout, stderr],
+                )
+                .map_err(|e| format!("exec {command:?}: {e}"))?;
+            Pid::from_raw(pid).ok_or_else(|| "the OCI runtime reported pid 0".to_string())
+        }
+    }
+}
+
+#[cfg(target_pointer_width = "64")]
+fn spawn_libcontainer(
+    root: &Path,
+    container: &str,
+    user: &ExecUser,
+    command: &[String],
+    stdin: OwnedFd,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+) -> Result<Pid, String> {
     let built = ContainerBuilder::new(container.to_string(), SyscallType::Linux)
         .with_root_path(root)
         .map(|b| {
@@ -68,7 +112,23 @@ pub fn spawn_tenant(
     Pid::from_raw(pid.as_raw()).ok_or_else(|| "libcontainer returned pid 0".to_string())
 }
 
+/// libcontainer does not build for 32-bit targets: such an agent runs every pod through the
+/// OCI runtime binary.
+#[cfg(not(target_pointer_width = "64"))]
+fn spawn_libcontainer(
+    _root: &Path,
+    _container: &str,
+    _user: &ExecUser,
+    _command: &[String],
+    _stdin: OwnedFd,
+    _stdout: OwnedFd,
+    _stderr: OwnedFd,
+) -> Result<Pid, String> {
+    Err("this agent is built without libcontainer (32-bit target)".into())
+}
+
 /// libcontainer's tenant builder leaves its notify socket behind, one per exec; removes them.
+#[cfg(target_pointer_width = "64")]
 fn remove_notify_sockets(container_dir: &Path) {
     let Ok(entries) = std::fs::read_dir(container_dir) else {
         return;
@@ -93,7 +153,7 @@ pub enum HelperResult {
     },
     /// The command could not be started.
     Failed {
-        /// Why (libcontainer's error).
+        /// Why (the engine's error).
         error: String,
     },
     /// The agent closed the control socket: the command was killed.
@@ -103,7 +163,7 @@ pub enum HelperResult {
 /// The exec helper's body: runs `command` in the container and waits for it, or kills it
 /// when the agent hangs up. Its stdin must be the control socket.
 pub fn helper_main(
-    root: &Path,
+    via: &ExecVia,
     container: &str,
     bundle: &Path,
     command: &[String],
@@ -128,7 +188,7 @@ pub fn helper_main(
     let stdin = OwnedFd::from(File::open("/dev/null")?);
     let stdout = std::io::stdout().as_fd().try_clone_to_owned()?;
     let stderr = std::io::stderr().as_fd().try_clone_to_owned()?;
-    let pid = match spawn_tenant(root, container, &user, command, stdin, stdout, stderr) {
+    let pid = match spawn_tenant(via, container, &user, command, stdin, stdout, stderr) {
         Ok(pid) => pid,
         Err(error) => return report(&HelperResult::Failed { error }),
     };

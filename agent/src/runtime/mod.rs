@@ -5,11 +5,14 @@
 //! re-executed) which holds the pod's namespaces and is the parent of its containers, so that
 //! libcontainer's forks never happen in the agent's threads and containers outlive an agent
 //! restart. The agent prepares each container's bundle — an overlayfs root over the image's
-//! shared read-only layers and a `config.json` — and asks the monitor to run it.
+//! shared read-only layers and a `config.json` — and asks the monitor to run it. Where
+//! libcontainer does not build (32-bit targets), or when asked to, the monitor drives the
+//! distribution's OCI runtime binary instead ([`oci_binary`]), with the same pod semantics.
 
 pub mod exec;
 pub mod fsutil;
 pub mod monitor;
+pub mod oci_binary;
 pub mod protocol;
 pub mod spec;
 pub mod state;
@@ -46,6 +49,10 @@ pub struct RuntimeConfig {
     pub monitor_timeout: Duration,
     /// How long one request to a monitor may take (container creation included).
     pub request_timeout: Duration,
+    /// The OCI runtime binary (`runc`, `crun`, resolved to a path) that runs containers
+    /// instead of libcontainer; always set on 32-bit targets, where libcontainer does not
+    /// build ([`oci_binary`]).
+    pub oci_runtime: Option<PathBuf>,
 }
 
 impl RuntimeConfig {
@@ -61,6 +68,7 @@ impl RuntimeConfig {
             log_max_files: 5,
             monitor_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
+            oci_runtime: None,
         }
     }
 
@@ -213,6 +221,7 @@ impl ContainerRuntime for MonitorRuntime {
                 log_max_size: self.config.log_max_size,
                 log_max_files: self.config.log_max_files,
                 network: request.network.clone(),
+                oci_runtime: self.config.oci_runtime.clone(),
             },
         )?;
         let log = fs::OpenOptions::new()
@@ -418,6 +427,9 @@ impl ContainerRuntime for MonitorRuntime {
         cgroups
             .remove(&cgroup)
             .with_context(|| format!("removing cgroup {cgroup}"))?;
+        if sandbox.as_ref().is_some_and(|s| s.oci_runtime.is_some()) {
+            oci_binary::remove_cgroup_everywhere(&cgroup)?;
+        }
         fsutil::remove_tree(&paths.dir)?;
         fsutil::remove_tree(&data)?;
         if let Some(dir) = log_dir {

@@ -7,7 +7,8 @@
 //!   the hostname and brings `lo` up;
 //! - it creates and starts containers through libcontainer on the agent's request, in this
 //!   single-threaded process (libcontainer forks and clones its caller: never from the agent's
-//!   threads);
+//!   threads), or through the OCI runtime binary ([`super::oci_binary`]) when the pod's
+//!   sandbox names one;
 //! - it reaps them (pidfds in one `poll(2)` loop, no timer while idle) and records exit code, OOM
 //!   kill and finish time under the run dir, so an agent that was down learns what happened;
 //! - it copies their stdout and stderr into the CRI log files;
@@ -27,7 +28,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
+#[cfg(target_pointer_width = "64")]
 use libcontainer::container::builder::ContainerBuilder;
+#[cfg(target_pointer_width = "64")]
 use libcontainer::syscall::syscall::SyscallType;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
@@ -35,6 +38,8 @@ use rustix::process::{
     pidfd_open, pidfd_send_signal, waitpid, Pid, PidfdFlags, Signal, WaitOptions,
 };
 
+use super::exec::ExecVia;
+use super::oci_binary::OciBinary;
 use super::protocol::{Request, Response};
 use super::state::{
     read_json, write_json, ContainerRun, Exit, MonitorInfo, PodPaths, ProcessId, SandboxConfig,
@@ -61,8 +66,36 @@ struct Running {
     probing: Option<crate::probe::check::Probing>,
 }
 
+/// What creates, starts and deletes the pod's containers.
+enum Engine {
+    /// youki's libcontainer, in this process.
+    #[cfg(target_pointer_width = "64")]
+    Libcontainer,
+    /// The distribution's OCI runtime binary, with the pod's state directory.
+    Binary(OciBinary),
+}
+
+impl Engine {
+    fn of(config: &SandboxConfig, paths: &PodPaths) -> Result<Self> {
+        match &config.oci_runtime {
+            Some(binary) => Ok(Engine::Binary(OciBinary::new(
+                binary.clone(),
+                paths.oci_root(),
+            ))),
+            #[cfg(target_pointer_width = "64")]
+            None => Ok(Engine::Libcontainer),
+            #[cfg(not(target_pointer_width = "64"))]
+            None => anyhow::bail!(
+                "{}: no OCI runtime binary, and this agent is built without libcontainer",
+                paths.sandbox().display()
+            ),
+        }
+    }
+}
+
 struct Monitor {
     paths: PodPaths,
+    engine: Engine,
     config: SandboxConfig,
     /// Detected once: every exit reads the OOM counter, every removal removes a cgroup.
     cgroups: crate::cgroup::Cgroups,
@@ -89,6 +122,7 @@ pub fn main(pod_dir: &Path) -> Result<()> {
     let config: SandboxConfig = read_json(&paths.sandbox())?
         .with_context(|| format!("{}: missing", paths.sandbox().display()))?;
     let me = std::process::id() as i32;
+    let engine = Engine::of(&config, &paths)?;
 
     let monitor_cgroup = container_cgroup(&config.pod_cgroup, MONITOR_CGROUP);
     let cgroups = crate::cgroup::Cgroups::detect().context("detecting cgroups")?;
@@ -106,6 +140,14 @@ pub fn main(pod_dir: &Path) -> Result<()> {
     let mut host_netlink = match config.network.pod_ip {
         Some(_) if !host_network => {
             Some(crate::network::netlink::Netlink::open().context("opening a netlink socket")?)
+        }
+        _ => None,
+    };
+    // The OCI runtime binary reads `/proc` (the host's) by the PIDs it sees: it must run in
+    // the host's PID namespace, not in the pod's that the monitor's children join below.
+    let host_pid_ns = match (&config.oci_runtime, config.share_pid) {
+        (Some(_), true) => {
+            Some(File::open("/proc/self/ns/pid").context("opening own PID namespace")?)
         }
         _ => None,
     };
@@ -143,6 +185,15 @@ pub fn main(pod_dir: &Path) -> Result<()> {
     } else {
         None
     };
+    if let Some(ns) = host_pid_ns {
+        // Only the pause process is the pod's PID 1; later children (runc, crun) are the
+        // host's, and the containers join the pod's namespace by the spec's path.
+        rustix::thread::move_into_link_name_space(
+            ns.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::ProcessID),
+        )
+        .context("setns back to the host's PID namespace for the OCI runtime")?;
+    }
 
     let socket = paths.socket();
     let _ = fs::remove_file(&socket);
@@ -157,6 +208,7 @@ pub fn main(pod_dir: &Path) -> Result<()> {
 
     let mut monitor = Monitor {
         paths,
+        engine,
         config,
         cgroups,
         containers: BTreeMap::new(),
@@ -167,13 +219,8 @@ pub fn main(pod_dir: &Path) -> Result<()> {
 
 /// Sets `lo` (index 1 in every network namespace) up: a new namespace starts with it down.
 fn loopback_up() -> Result<()> {
-    use libcontainer::network::link::LinkClient;
-    use libcontainer::network::wrapper::create_network_client;
-    let mut links =
-        LinkClient::new(create_network_client()).map_err(|e| anyhow::anyhow!("netlink: {e}"))?;
-    links
-        .set_up(1)
-        .map_err(|e| anyhow::anyhow!("set lo up: {e}"))
+    let mut links = crate::network::netlink::Netlink::open().context("netlink")?;
+    links.set_up(1).context("set lo up")
 }
 
 fn now_rfc3339() -> String {
@@ -472,7 +519,7 @@ impl Monitor {
             None
         } else {
             Some(crate::probe::check::Target {
-                libcontainer_root: self.paths.libcontainer_root(),
+                via: self.exec_via(),
                 container: name.to_string(),
                 pod_ip: crate::probe::check::Target::pod_ip_or_loopback(self.config.network.pod_ip),
                 user: crate::probe::check::ExecUser::from_bundle(bundle)?,
@@ -507,9 +554,23 @@ impl Monitor {
                 run.start_error = Some(format!("{e:#}"));
                 run.finished_at = Some(now_rfc3339());
                 write_json(&state_path, &run)?;
-                let _ = self.delete_libcontainer(name);
+                let _ = self.delete_container(name);
                 Err(e)
             }
+        }
+    }
+
+    /// How exec probes get into the pod's containers.
+    fn exec_via(&self) -> ExecVia {
+        match &self.engine {
+            #[cfg(target_pointer_width = "64")]
+            Engine::Libcontainer => ExecVia::Libcontainer {
+                root: self.paths.libcontainer_root(),
+            },
+            Engine::Binary(oci) => ExecVia::Binary {
+                binary: oci.binary.clone(),
+                root: oci.root.clone(),
+            },
         }
     }
 
@@ -517,8 +578,47 @@ impl Monitor {
         let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         let stdin = File::open("/dev/null")?;
+        for fd in [&out_r, &err_r] {
+            rustix::fs::fcntl_setfl(fd.as_fd(), rustix::fs::OFlags::NONBLOCK)?;
+        }
+        let (out_r, err_r) = (File::from(out_r), File::from(err_r));
+        let pid = match &self.engine {
+            #[cfg(target_pointer_width = "64")]
+            Engine::Libcontainer => {
+                Self::libcontainer_create_and_start(&self.paths, name, bundle, stdin, out_w, err_w)?
+            }
+            Engine::Binary(oci) => {
+                let created = oci.create(name, bundle, [OwnedFd::from(stdin), out_w, err_w]);
+                let pid = match created {
+                    Ok(pid) => pid,
+                    // The binary said why on the container's stderr (or stdout).
+                    Err(e) => {
+                        let said = [&err_r, &out_r]
+                            .iter()
+                            .map(|f| read_available(f))
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        anyhow::bail!("{e}: {}", said.trim());
+                    }
+                };
+                oci.start(name)?;
+                pid
+            }
+        };
+        Ok((pid, out_r, err_r))
+    }
+
+    #[cfg(target_pointer_width = "64")]
+    fn libcontainer_create_and_start(
+        paths: &PodPaths,
+        name: &str,
+        bundle: &Path,
+        stdin: File,
+        out_w: OwnedFd,
+        err_w: OwnedFd,
+    ) -> Result<i32> {
         let mut container = ContainerBuilder::new(name.to_string(), SyscallType::Linux)
-            .with_root_path(self.paths.libcontainer_root())?
+            .with_root_path(paths.libcontainer_root())?
             .with_stdin(OwnedFd::from(stdin))
             .with_stdout(out_w)
             .with_stderr(err_w)
@@ -529,14 +629,10 @@ impl Monitor {
             .build()
             .context("libcontainer create")?;
         container.start().context("libcontainer start")?;
-        let pid = container
+        Ok(container
             .pid()
             .context("libcontainer reported no pid")?
-            .as_raw();
-        for fd in [&out_r, &err_r] {
-            rustix::fs::fcntl_setfl(fd.as_fd(), rustix::fs::OFlags::NONBLOCK)?;
-        }
-        Ok((pid, File::from(out_r), File::from(err_r)))
+            .as_raw())
     }
 
     fn stop(&mut self, name: &str, grace_ms: u64) -> Response {
@@ -577,14 +673,26 @@ impl Monitor {
                 let _ = c.log.finish(s, SystemTime::now());
             }
         }
-        self.delete_libcontainer(name)
+        self.delete_container(name)
     }
 
-    /// Removes what libcontainer made for a container that no longer runs: its cgroup (after
+    /// Removes what the engine made for a container that no longer runs: its cgroup (after
     /// killing anything left in it, e.g. a run that failed between create and start) and its
-    /// state directory. Done here rather than by libcontainer's `delete`, which re-detects every
-    /// cgroup hierarchy from the mount table on each call: this is on every restart's path.
-    fn delete_libcontainer(&self, name: &str) -> Result<()> {
+    /// state directory. For libcontainer this is done here rather than by its `delete`, which
+    /// re-detects every cgroup hierarchy from the mount table on each call (this is on every
+    /// restart's path); the OCI runtime binary's own `delete` goes first, so its state is gone
+    /// too, and what it may leave is removed the same way.
+    fn delete_container(&self, name: &str) -> Result<()> {
+        match &self.engine {
+            // What it fails to remove is removed below; only that may fail the call.
+            Engine::Binary(oci) => {
+                if let Err(e) = oci.delete(name) {
+                    eprintln!("monitor: {e}");
+                }
+            }
+            #[cfg(target_pointer_width = "64")]
+            Engine::Libcontainer => {}
+        }
         let cgroup = container_cgroup(&self.config.pod_cgroup, name);
         if !self.cgroups.processes(&cgroup, true)?.is_empty() {
             self.cgroups
@@ -594,7 +702,11 @@ impl Monitor {
         self.cgroups
             .remove(&cgroup)
             .with_context(|| format!("removing cgroup {cgroup}"))?;
-        let dir = self.paths.libcontainer_root().join(name);
+        let dir = match &self.engine {
+            Engine::Binary(oci) => oci.root.join(name),
+            #[cfg(target_pointer_width = "64")]
+            Engine::Libcontainer => self.paths.libcontainer_root().join(name),
+        };
         match fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
                 Err(e).with_context(|| format!("removing {}", dir.display()))
@@ -631,4 +743,17 @@ impl Monitor {
         }
         let _ = fs::remove_file(self.paths.socket());
     }
+}
+
+/// What a non-blocking pipe holds now, as text.
+fn read_available(mut f: &File) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 || out.len() > 64 * 1024 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -69,6 +69,10 @@ pub struct SandboxConfig {
     /// The pod's network: its own namespace on the node's bridge, or the host's.
     #[serde(default)]
     pub network: PodNetwork,
+    /// The OCI runtime binary (`runc`, `crun`) that runs the pod's containers; `None`:
+    /// libcontainer, in the monitor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci_runtime: Option<PathBuf>,
 }
 
 /// How a pod is networked, decided by the agent before the monitor starts.
@@ -183,6 +187,10 @@ impl PodPaths {
     }
     pub fn libcontainer_root(&self) -> PathBuf {
         self.dir.join("lc")
+    }
+    /// The OCI runtime binary's state directory (`--root`) for the pod.
+    pub fn oci_root(&self) -> PathBuf {
+        self.dir.join("oci")
     }
     pub fn container(&self, name: &str) -> PathBuf {
         self.dir.join("containers").join(name)
