@@ -11,6 +11,12 @@ use kelp_agent::pod::BackOff;
 use kelp_agent::runtime::state::read_json;
 use kelp_agent::runtime::RuntimeConfig;
 
+// musl builds: musl's malloc takes one lock for every thread and is slow under the agent's
+// threads; mimalloc asks the kernel for its page size at start (16K on a Raspberry Pi 5).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "kelp-agent", version = kelp_shared::VERSION, about = "kelp node agent")]
 struct Cli {
