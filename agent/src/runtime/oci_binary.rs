@@ -345,10 +345,8 @@ pub fn remove_cgroup_everywhere(path: &str) -> io::Result<()> {
             format!("bad cgroup path {path:?}"),
         ));
     }
-    let hierarchies = match fs::read_dir(root) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+    let Some(hierarchies) = read_dir_if_any(root)? else {
+        return Ok(());
     };
     for hierarchy in hierarchies {
         let hierarchy = hierarchy?;
@@ -360,11 +358,18 @@ pub fn remove_cgroup_everywhere(path: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// The entries of `dir`, or `None` when it does not exist.
+fn read_dir_if_any(dir: &Path) -> io::Result<Option<fs::ReadDir>> {
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(Some(entries)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 fn remove_cgroup_dir(dir: &Path) -> io::Result<()> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+    let Some(entries) = read_dir_if_any(dir)? else {
+        return Ok(());
     };
     for entry in entries {
         let entry = entry?;
