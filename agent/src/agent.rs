@@ -98,6 +98,9 @@ struct Worker {
     /// Per container in crash-loop back-off: the restart count its `BackOff` event was
     /// recorded at (one event per back-off, not one per sync).
     backoff_noted: BTreeMap<String, i32>,
+    /// The pod's sandbox could not be created: failed attempts in a row and when to try
+    /// again (the restart back-off's delays).
+    sandbox_failure: Option<(u32, Instant)>,
 }
 
 /// A run (by start time) and its probes' record, as last seen.
@@ -678,14 +681,31 @@ impl Agent {
         let name = meta.name.clone().unwrap_or_default();
         let spec = pod.spec.as_ref().context("pod without spec")?;
         let network = self.pod_network(uid, spec.host_network.unwrap_or(false))?;
-        let info = self.runtime.ensure_sandbox(&SandboxRequest {
+        let worker = self.workers.entry(uid.to_string()).or_default();
+        if worker
+            .sandbox_failure
+            .is_some_and(|(_, retry_at)| Instant::now() < retry_at)
+        {
+            return Ok(());
+        }
+        let sandbox = self.runtime.ensure_sandbox(&SandboxRequest {
             uid: uid.to_string(),
             namespace: namespace.clone(),
             name: name.clone(),
             hostname: spec.hostname.clone().unwrap_or_else(|| name.clone()),
             share_pid: spec.share_process_namespace.unwrap_or(false),
             network: network.clone(),
-        })?;
+        });
+        let info = match sandbox {
+            Ok(info) => info,
+            Err(e) => {
+                self.sandbox_failed(uid, pod, &network, &e);
+                return Ok(());
+            }
+        };
+        if let Some(worker) = self.workers.get_mut(uid) {
+            worker.sandbox_failure = None;
+        }
         let paths = self.runtime.config.pod_paths(uid);
         if !paths.pod().exists() {
             write_json(&paths.pod(), pod)?;
@@ -761,9 +781,9 @@ impl Agent {
             .and_then(|m| m.created().or_else(|_| m.modified()))
             .ok()
             .map(|t| Time(chrono::DateTime::<Utc>::from(t).with_nanosecond_zero()));
-        let worker = self.workers.entry(uid.to_string()).or_default();
-        let mut status = view.status(created);
+        let status = view.status(created);
         // One `BackOff` per crash-loop back-off of a container, as the kubelet reports them.
+        let worker = self.workers.entry(uid.to_string()).or_default();
         for c in status.container_statuses.iter().flatten() {
             let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref());
             if waiting.and_then(|w| w.reason.as_deref()) != Some("CrashLoopBackOff") {
@@ -782,12 +802,71 @@ impl Agent {
                 ));
             }
         }
+        self.report_pod(uid, &namespace, &name, status, &network)
+    }
+
+    /// A sandbox that could not be created (namespaces, cgroups, the pod's monitor): the pod
+    /// stays Pending with its containers waiting in ContainerCreating, a
+    /// `FailedCreatePodSandBox` event says why, as the kubelet's, and the next attempt waits
+    /// out the restart back-off (10 s doubling to 300 s) instead of retrying every sync.
+    fn sandbox_failed(&mut self, uid: &str, pod: &Pod, network: &PodNetwork, e: &anyhow::Error) {
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let name = pod.metadata.name.as_deref().unwrap_or("");
+        let worker = self.workers.entry(uid.to_string()).or_default();
+        let attempts = worker.sandbox_failure.map_or(0, |(n, _)| n) + 1;
+        let delay = self.config.backoff.delay(attempts - 1);
+        worker.sandbox_failure = Some((attempts, Instant::now() + delay));
+        tracing::warn!(
+            pod = %name,
+            attempts,
+            retry_in_ms = delay.as_millis() as u64,
+            "pod sandbox not created: {e:#}"
+        );
+        self.event(
+            uid,
+            true,
+            "FailedCreatePodSandBox",
+            format!("Failed to create pod sandbox: {e:#}"),
+        );
+        let no_runs = BTreeMap::new();
+        let no_blocks = BTreeMap::new();
+        let restarts = self
+            .records
+            .get(uid)
+            .map(|r| r.restarts.clone())
+            .unwrap_or_default();
+        let view = PodView {
+            pod,
+            runs: &no_runs,
+            restarts: &restarts,
+            blocked: &no_blocks,
+            backoff: self.config.backoff,
+            now: Utc::now(),
+        };
+        let status = view.status(None);
+        if let Err(e) = self.report_pod(uid, namespace, name, status, network) {
+            tracing::warn!(pod = %name, "recording the pod's status: {e:#}");
+        }
+    }
+
+    /// Ends a pod's sync: its pending events go to the controller's outbox and its own list,
+    /// and its status (with the pod's addresses) becomes the report the agent publishes and
+    /// keeps in the pod's directory.
+    fn report_pod(
+        &mut self,
+        uid: &str,
+        namespace: &str,
+        name: &str,
+        mut status: kelp_shared::api::core::PodStatus,
+        network: &PodNetwork,
+    ) -> Result<()> {
         let object = kelp_shared::wire::ObjectRef {
             kind: "Pod".into(),
-            namespace: namespace.clone(),
-            name: name.clone(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
             uid: uid.to_string(),
         };
+        let worker = self.workers.entry(uid.to_string()).or_default();
         for (_, warning, reason, message) in self
             .pending_events
             .borrow_mut()
@@ -808,14 +887,18 @@ impl Agent {
             .clone()
             .map(|ip| vec![kelp_shared::api::core::PodIp { ip }]);
         let report = PodReport {
-            namespace,
-            name,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
             uid: uid.to_string(),
             status,
             events: worker.events.clone(),
         };
         if worker.last_report.as_ref() != Some(&report) {
-            write_json(&paths.status(), &report)?;
+            // A pod without a sandbox has no directory to keep its status in.
+            let paths = self.runtime.config.pod_paths(uid);
+            if paths.dir.is_dir() {
+                write_json(&paths.status(), &report)?;
+            }
             worker.last_report = Some(report);
         }
         worker.last_problem = None;

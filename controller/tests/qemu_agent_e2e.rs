@@ -2,8 +2,9 @@
 //! `kelp server` with its embedded broker: it joins (Node Ready, arch arm64), receives the
 //! desired state of its node and reports the pod's status back. Containers cannot be created
 //! under qemu-user (the agent re-executes itself for each pod's monitor, and the kernel has no
-//! binfmt entry for an aarch64 binary), so the status is whatever failure the emulated agent
-//! reports — the test asserts that the agent, not the controller, wrote it.
+//! binfmt entry for an aarch64 binary), so the agent reports what the kubelet would: a
+//! `FailedCreatePodSandBox` warning and a Pending pod whose container waits in
+//! ContainerCreating, retried with back-off. The test asserts that the agent wrote them.
 //!
 //! Run by `ci/cross.sh` with `--ignored` after it built the aarch64 release agent:
 //! `KELP_QEMU_AGENT=/path/to/aarch64/kelp-agent cargo test -p kelp-controller --test
@@ -31,6 +32,22 @@ struct EmulatedAgent {
 impl EmulatedAgent {
     fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `f`'s value once it has one, or a panic naming `what` with the agent's log.
+    fn eventually<T>(&self, timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}; agent log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
 
@@ -159,6 +176,7 @@ fn emulated_aarch64_agent_joins_receives_desired_state_and_reports() {
         .args(["--cgroup-parent", &cgroup_parent])
         .args(["--bridge", &bridge])
         .args(["--sync-period-ms", "200"])
+        .args(["--backoff-scale", "0.1"])
         .arg("--join-file")
         .arg(&join)
         .env("RUST_LOG", "info")
@@ -199,47 +217,62 @@ fn emulated_aarch64_agent_joins_receives_desired_state_and_reports() {
     let out = server.kelp(&["apply", "-f", &file]);
     assert!(out.status.success(), "kelp apply: {}", text(&out));
 
-    // Reports: the pod's status in the API carries what only the agent writes (container
-    // statuses, the node's address), and the agent logged the desired state's arrival.
-    let mut last = Value::Null;
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    let pod_obj = loop {
-        if let Some(p) = get_json(&server, "/api/v1/namespaces/default/pods/emulated") {
-            if p["status"]["containerStatuses"]
-                .as_array()
-                .is_some_and(|c| !c.is_empty())
-            {
-                break p;
-            }
-            // A sandbox the agent cannot create is reported as the pod's events.
-            if let Some(ev) = get_json(&server, "/api/v1/namespaces/default/events") {
-                let from_agent: Vec<&Value> = ev["items"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|e| e["involvedObject"]["name"] == "emulated")
-                    .collect();
-                if !from_agent.is_empty() {
-                    eprintln!("events reported by the emulated agent: {from_agent:?}");
-                    break p;
-                }
-            }
-            last = p["status"].clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no pod status reported by the emulated agent within 120 s; last status: \
-             {last}\nagent log:\n{}",
-            agent.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let status = &pod_obj["status"];
+    // Reports: the sandbox cannot be created under qemu-user, and the agent says so as the
+    // kubelet would: a `FailedCreatePodSandBox` warning from kelp-agent on this node, and a
+    // Pending pod whose container waits in ContainerCreating. Only the agent writes either.
+    let event = agent.eventually(
+        Duration::from_secs(120),
+        "the emulated agent's FailedCreatePodSandBox event",
+        || {
+            let events = get_json(&server, "/api/v1/namespaces/default/events")?;
+            events["items"]
+                .as_array()?
+                .iter()
+                .find(|e| {
+                    e["involvedObject"]["name"] == "emulated"
+                        && e["reason"] == "FailedCreatePodSandBox"
+                })
+                .cloned()
+        },
+    );
+    assert_eq!(event["type"], "Warning", "event: {event}");
+    assert_eq!(event["source"]["component"], "kelp-agent", "event: {event}");
+    assert_eq!(event["source"]["host"], node.as_str(), "event: {event}");
+    let pod_obj = agent.eventually(
+        Duration::from_secs(30),
+        "the emulated agent's pod status",
+        || {
+            get_json(&server, "/api/v1/namespaces/default/pods/emulated").filter(|p| {
+                p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+                    == "ContainerCreating"
+            })
+        },
+    );
+    assert_eq!(
+        pod_obj["status"]["phase"], "Pending",
+        "{}",
+        pod_obj["status"]
+    );
     let log_text = agent.log();
     assert!(
         log_text.contains("desired state received"),
         "the agent log does not show the desired state arriving:\n{log_text}"
     );
-    eprintln!("pod status after the emulated agent's report: {status}");
+    // Back-off between attempts (--backoff-scale 0.1: 1 s, 2 s, 4 s, ...), not one attempt
+    // per 200 ms sync: within 6 s after the first failure at most 4 attempts are made.
+    let first = log_text.matches("pod sandbox not created").count();
+    assert!(first >= 1, "no failed sandbox attempt logged:\n{log_text}");
+    std::thread::sleep(Duration::from_secs(6));
+    let log_text = agent.log();
+    let attempts = log_text.matches("pod sandbox not created").count();
+    assert!(
+        attempts - first <= 3,
+        "{} sandbox attempts in 6 s: the agent does not back off\n{log_text}",
+        attempts - first
+    );
+    eprintln!(
+        "emulated agent reported: {}\nevent: {}",
+        pod_obj["status"], event["message"]
+    );
     drop(agent);
 }
