@@ -247,12 +247,16 @@ impl ContainerRuntime for MonitorRuntime {
             if let Some(info) = read_json::<MonitorInfo>(&paths.monitor())? {
                 return Ok(info);
             }
-            if state::start_time(pid as i32).is_none() || self.exited(pid) {
+            let exit = self.exit_status(pid);
+            if exit.is_some() || state::start_time(pid as i32).is_none() {
                 let log = fs::read_to_string(paths.monitor_log()).unwrap_or_default();
+                let log = log.trim();
                 bail!(
-                    "monitor of pod {} exited during setup: {}",
+                    "monitor of pod {} ({} monitor) exited during setup ({}): {}",
                     request.name,
-                    log.trim()
+                    self.config.agent_exe.display(),
+                    exit.map_or_else(|| "gone".to_string(), |s| s.to_string()),
+                    if log.is_empty() { "it wrote nothing" } else { log }
                 );
             }
             if Instant::now() > deadline {
@@ -440,11 +444,12 @@ impl ContainerRuntime for MonitorRuntime {
 }
 
 impl MonitorRuntime {
-    fn exited(&self, pid: u32) -> bool {
+    /// How child `pid` ended, if it has.
+    fn exit_status(&self, pid: u32) -> Option<std::process::ExitStatus> {
         let mut children = self.children.lock().expect("children lock");
         children
             .iter_mut()
             .find(|c| c.id() == pid)
-            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 }
