@@ -27,16 +27,7 @@ t0=$(date +%s)
 # Pinned tools (PyPI). kas is installed only for the schema it ships (kas/schema-kas.json).
 pins=(oelint-adv==9.11.2 oelint-parser==8.13.2 oelint-data==1.5.26 kas==5.5 jsonschema==4.26.0 PyYAML==6.0.4)
 
-passed=0
-failed=0
-pass() {
-	echo "ok   - $1"
-	passed=$((passed + 1))
-}
-fail() {
-	echo "FAIL - $1: $2"
-	failed=$((failed + 1))
-}
+. "$repo/ci/checks.sh"
 need() { # need WHAT CMD...: the prerequisite WHAT, or fail the stage naming it
 	local what=$1
 	shift

@@ -67,20 +67,7 @@ spec:
     let pod = node.wait_running("kubia");
     let listed = String::from_utf8(node.cli(&["image", "list"]).stdout).unwrap();
     assert!(listed.contains(&image), "{listed}");
-    node.wait_for("the web page", Duration::from_secs(30), |n| {
-        let out = n.in_pod_net(
-            &pod.uid,
-            &[
-                "/usr/bin/busybox",
-                "wget",
-                "-qO-",
-                "http://127.0.0.1:8002/cgi-bin/db",
-            ],
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .contains("hello-from-db")
-            .then_some(())
-    });
+    node.wait_for_seed_page(&pod.uid);
     assert!(node.log_of(&pod, "db").contains("db up"));
     // The pull is reported as events, with its time and size.
     let pod = node.pod("kubia").unwrap();

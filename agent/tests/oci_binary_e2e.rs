@@ -151,19 +151,7 @@ fn seed_pod_runs_through(runtime: &str) {
 
     // Same pod semantics: one network namespace (127.0.0.1 between the containers), the
     // sandbox's UTS namespace, logs.
-    let body = node.wait_for("the web page", Duration::from_secs(30), |n| {
-        let out = n.in_pod_net(
-            &pod.uid,
-            &[
-                "/usr/bin/busybox",
-                "wget",
-                "-qO-",
-                "http://127.0.0.1:8002/cgi-bin/db",
-            ],
-        );
-        let body = String::from_utf8_lossy(&out.stdout).into_owned();
-        body.contains("hello-from-db").then_some(body)
-    });
+    let body = node.wait_for_seed_page(&pod.uid);
     assert!(body.contains("hello-from-db"), "{body}");
     let monitor = node.monitor(&pod.uid).monitor.pid;
     for ns in ["net", "uts", "ipc"] {

@@ -41,19 +41,7 @@ fn seed_two_container_pod_talks_over_localhost() {
     let pod = node.wait_running("kubia");
     let hostname = node.in_pod_net(&pod.uid, &["hostname"]);
     assert!(hostname.status.success());
-    let body = node.wait_for("the web page", Duration::from_secs(30), |n| {
-        let out = n.in_pod_net(
-            &pod.uid,
-            &[
-                "/usr/bin/busybox",
-                "wget",
-                "-qO-",
-                "http://127.0.0.1:8002/cgi-bin/db",
-            ],
-        );
-        let body = String::from_utf8_lossy(&out.stdout).into_owned();
-        body.contains("hello-from-db").then_some(body)
-    });
+    let body = node.wait_for_seed_page(&pod.uid);
     assert!(body.contains("hello-from-db"), "{body}");
     assert!(node.log_of(&pod, "db").contains("db up"));
     // The UTS namespace is the pod's: hostname = pod name.

@@ -10,18 +10,9 @@
 set -euo pipefail
 
 cg=/sys/fs/cgroup
-passed=0
-failed=0
+. "$(dirname "${BASH_SOURCE[0]}")/../../ci/checks.sh"
 test_cg=""
 
-pass() {
-	echo "ok   - $1"
-	passed=$((passed + 1))
-}
-fail() {
-	echo "FAIL - $1: $2"
-	failed=$((failed + 1))
-}
 cleanup() {
 	if [ -n "$test_cg" ] && [ -d "$test_cg" ]; then
 		# kill whatever is left in it, then remove it

@@ -21,17 +21,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 units=$repo/dist/systemd
 cg=/sys/fs/cgroup
-passed=0
-failed=0
+. "$repo/ci/checks.sh"
 
-pass() {
-	echo "ok   - $1"
-	passed=$((passed + 1))
-}
-fail() {
-	echo "FAIL - $1: $2"
-	failed=$((failed + 1))
-}
 die() {
 	echo "FAIL - $1: $2"
 	echo "systemd-restart: $passed passed, $((failed + 1)) failed"

@@ -256,7 +256,11 @@ impl ContainerRuntime for MonitorRuntime {
                     request.name,
                     self.config.agent_exe.display(),
                     exit.map_or_else(|| "gone".to_string(), |s| s.to_string()),
-                    if log.is_empty() { "it wrote nothing" } else { log }
+                    if log.is_empty() {
+                        "it wrote nothing"
+                    } else {
+                        log
+                    }
                 );
             }
             if Instant::now() > deadline {

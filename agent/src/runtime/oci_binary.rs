@@ -160,44 +160,14 @@ impl OciBinary {
         })?;
         let pid_file = self.root.join(format!("{id}.pid"));
         let _ = fs::remove_file(&pid_file);
-        let [stdin, stdout, stderr] = stdio;
-        let status = self
-            .command("create")
-            .arg("--bundle")
+        let mut c = self.command("create");
+        c.arg("--bundle")
             .arg(bundle)
             .arg("--pid-file")
             .arg(&pid_file)
-            .arg(id)
-            .stdin(Stdio::from(stdin))
-            .stdout(Stdio::from(stdout))
-            .stderr(Stdio::from(stderr))
-            .status()
-            .map_err(|source| OciBinaryError::Spawn {
-                binary: self.binary.clone(),
-                command: "create",
-                id: id.into(),
-                source,
-            })?;
-        if !status.success() {
-            return Err(OciBinaryError::Failed {
-                binary: self.binary.clone(),
-                command: "create",
-                id: id.into(),
-                status,
-                stderr: String::new(),
-            });
-        }
-        let text = fs::read_to_string(&pid_file);
-        let _ = fs::remove_file(&pid_file);
-        text.ok()
-            .and_then(|t| t.trim().parse::<i32>().ok())
-            .filter(|pid| *pid > 0)
-            .ok_or_else(|| OciBinaryError::Answer {
-                binary: self.binary.clone(),
-                command: "create",
-                id: id.into(),
-                message: format!("no PID in {}", pid_file.display()),
-            })
+            .arg(id);
+        // The binary's own errors went to the container's log pipe.
+        self.run_for_pid(c, "create", id, &pid_file, stdio, "")
     }
 
     /// `start ID`: the created container runs its process.
@@ -273,7 +243,6 @@ impl OciBinary {
                 .unwrap_or_default()
                 .as_nanos()
         ));
-        let [stdin, stdout, stderr] = stdio;
         let mut c = self.command("exec");
         c.arg("--detach")
             .arg("--pid-file")
@@ -288,6 +257,22 @@ impl OciBinary {
         }
         c.arg(id).args(command);
         // Errors land in the command's stderr, which is where an exec's caller looks.
+        self.run_for_pid(c, "exec", id, &pid_file, stdio, "see the command's output")
+    }
+
+    /// Runs `c` (a `create` or `exec` with `--pid-file pid_file`) with the given stdio and
+    /// returns the PID the binary wrote; the PID file is removed. `failed_stderr` says where
+    /// the binary's error message went when it fails.
+    fn run_for_pid(
+        &self,
+        mut c: Command,
+        command: &'static str,
+        id: &str,
+        pid_file: &Path,
+        stdio: [OwnedFd; 3],
+        failed_stderr: &str,
+    ) -> Result<i32, OciBinaryError> {
+        let [stdin, stdout, stderr] = stdio;
         let status = c
             .stdin(Stdio::from(stdin))
             .stdout(Stdio::from(stdout))
@@ -295,19 +280,19 @@ impl OciBinary {
             .status()
             .map_err(|source| OciBinaryError::Spawn {
                 binary: self.binary.clone(),
-                command: "exec",
+                command,
                 id: id.into(),
                 source,
             })?;
-        let text = fs::read_to_string(&pid_file);
-        let _ = fs::remove_file(&pid_file);
+        let text = fs::read_to_string(pid_file);
+        let _ = fs::remove_file(pid_file);
         if !status.success() {
             return Err(OciBinaryError::Failed {
                 binary: self.binary.clone(),
-                command: "exec",
+                command,
                 id: id.into(),
                 status,
-                stderr: "see the command's output".into(),
+                stderr: failed_stderr.into(),
             });
         }
         text.ok()
@@ -315,7 +300,7 @@ impl OciBinary {
             .filter(|pid| *pid > 0)
             .ok_or_else(|| OciBinaryError::Answer {
                 binary: self.binary.clone(),
-                command: "exec",
+                command,
                 id: id.into(),
                 message: format!("no PID in {}", pid_file.display()),
             })

@@ -301,6 +301,24 @@ impl Node {
             .unwrap()
     }
 
+    /// Waits until the seed's two-container pod `uid` serves its page: the web container's
+    /// CGI fetches the db container's over the pod's shared loopback. Returns the page.
+    pub fn wait_for_seed_page(&self, uid: &str) -> String {
+        self.wait_for("the web page", Duration::from_secs(30), |n| {
+            let out = n.in_pod_net(
+                uid,
+                &[
+                    "/usr/bin/busybox",
+                    "wget",
+                    "-qO-",
+                    "http://127.0.0.1:8002/cgi-bin/db",
+                ],
+            );
+            let body = String::from_utf8_lossy(&out.stdout).into_owned();
+            body.contains("hello-from-db").then_some(body)
+        })
+    }
+
     pub fn log_of(&self, pod: &PodReport, container: &str) -> String {
         let out = self.cli(&["logs", &pod.name, "-c", container]);
         assert!(
