@@ -6,8 +6,9 @@
 #                          and checks its stripped size (< 10 MB), runs the aarch64 and armv7
 #                          unit tests under qemu-user, `cargo check`s the two musl targets,
 #                          and runs the emulated aarch64 agent against an x86 `kelp server`.
-#   ci/cross.sh release    Builds kelp-agent in release for all four targets and prints the
-#                          stripped sizes (the table in docs/cross-builds.md).
+#   ci/cross.sh release [TARGET...]
+#                          Builds kelp-agent in release for all four targets (or those named)
+#                          and prints the stripped sizes (the table in docs/cross-builds.md).
 #   ci/cross.sh setup      Only the installs.
 #
 # Runs as root on Debian bookworm (amd64) from the checkout; CARGO_TARGET_DIR is respected.
@@ -104,6 +105,23 @@ musl_env() {
 musl_envs() {
     musl_env aarch64-linux-gnu-gcc aarch64-linux-musl "$A64M"
     musl_env arm-linux-gnueabihf-gcc arm-linux-musleabihf "$A32M"
+    armv7_musl_link
+}
+
+# Without a rust-std for armv7 musl there are no self-contained start files, libc or
+# libunwind either: rustc looks for them by name in the native search path, so a directory
+# of links supplies them — musl's crt1.o, crti.o, crtn.o and libc.a (Debian's
+# musl-dev:armhf), gcc's static crtbegin/crtend, and as libunwind.a a linker script naming
+# gcc's libgcc_eh.a (ARM EHABI; musl provides the __gnu_Unwind_Find_exidx it calls).
+armv7_musl_link() {
+    local dir=$MUSL_ROOT/armv7-link musl=$MUSL_ROOT/usr/lib/arm-linux-musleabihf gcc
+    gcc=$(dirname "$(arm-linux-gnueabihf-gcc -print-libgcc-file-name)")
+    mkdir -p "$dir"
+    for f in crt1.o crti.o crtn.o libc.a; do ln -sf "$musl/$f" "$dir/$f"; done
+    ln -sf "$gcc/crtbeginT.o" "$dir/crtbegin.o"
+    ln -sf "$gcc/crtend.o" "$dir/crtend.o"
+    echo "GROUP ( $gcc/libgcc_eh.a $gcc/libgcc.a )" >"$dir/libunwind.a"
+    export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="-L native=$dir"
 }
 
 # armv7 musl has no rustup std since Rust 1.94: build std from rust-src with the pinned
@@ -192,8 +210,9 @@ emulated_agent() {
 
 release_all() {
     musl_envs
-    local failed=0 rows=()
-    for target in "$A64" "$A32" "$A64M" "$A32M"; do
+    local failed=0 rows=() targets=("$@")
+    [ ${#targets[@]} -gt 0 ] || targets=("$A64" "$A32" "$A64M" "$A32M")
+    for target in "${targets[@]}"; do
         local start=$SECONDS
         if cargo_target "$target" build --release -p kelp-agent; then
             local bin=$TARGET_DIR/$target/release/kelp-agent size
@@ -220,7 +239,7 @@ case ${1:-ci} in
 setup) step setup setup ;;
 release)
     step setup setup
-    step release-all release_all
+    step release-all release_all "${@:2}"
     ;;
 ci)
     step setup setup
