@@ -805,10 +805,11 @@ impl Agent {
         self.report_pod(uid, &namespace, &name, status, &network)
     }
 
-    /// A sandbox that could not be created (namespaces, cgroups, the pod's monitor): the pod
-    /// stays Pending with its containers waiting in ContainerCreating, a
-    /// `FailedCreatePodSandBox` event says why, as the kubelet's, and the next attempt waits
-    /// out the restart back-off (10 s doubling to 300 s) instead of retrying every sync.
+    /// A sandbox that could not be created (namespaces, cgroups, the pod's monitor) for pod
+    /// `uid`, which `sync_pod` has recorded: the pod stays Pending with its containers waiting
+    /// in ContainerCreating, a `FailedCreatePodSandBox` event says why, as the kubelet's, and
+    /// the next attempt waits out the restart back-off (10 s doubling to 300 s) instead of
+    /// retrying every sync.
     fn sandbox_failed(&mut self, uid: &str, pod: &Pod, network: &PodNetwork, e: &anyhow::Error) {
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
         let name = pod.metadata.name.as_deref().unwrap_or("");
@@ -828,22 +829,16 @@ impl Agent {
             "FailedCreatePodSandBox",
             format!("Failed to create pod sandbox: {e:#}"),
         );
-        let no_runs = BTreeMap::new();
-        let no_blocks = BTreeMap::new();
-        let restarts = self
-            .records
-            .get(uid)
-            .map(|r| r.restarts.clone())
-            .unwrap_or_default();
-        let view = PodView {
+        // No container has run: all wait in ContainerCreating (or PodInitializing).
+        let status = PodView {
             pod,
-            runs: &no_runs,
-            restarts: &restarts,
-            blocked: &no_blocks,
+            runs: &BTreeMap::new(),
+            restarts: &self.records[uid].restarts,
+            blocked: &BTreeMap::new(),
             backoff: self.config.backoff,
             now: Utc::now(),
-        };
-        let status = view.status(None);
+        }
+        .status(None);
         if let Err(e) = self.report_pod(uid, namespace, name, status, network) {
             tracing::warn!(pod = %name, "recording the pod's status: {e:#}");
         }
