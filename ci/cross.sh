@@ -186,11 +186,13 @@ size_budget() {
 # reach the host kernel through qemu-user's syscall translation and pass; what needs
 # containers is in agent/tests (integration tests, not run under emulation). Both packages
 # in one selection, so their dependencies are built once with the same features.
+# Built without debug info (the ARM targets' artifacts serve only these runs): less to
+# compile and link on CI's two cores.
 unit_tests() {
     local target=$1
-    cargo test --target "$target" -p kelp-shared -p kelp-agent --lib \
-        --test fixtures --test seed --test wire_golden
-    cargo test --target "$target" -p kelp-shared -p kelp-agent --doc
+    CARGO_PROFILE_DEV_DEBUG=false cargo test --target "$target" -p kelp-shared -p kelp-agent \
+        --lib --test fixtures --test seed --test wire_golden
+    CARGO_PROFILE_DEV_DEBUG=false cargo test --target "$target" -p kelp-shared -p kelp-agent --doc
 }
 unit_tests_a64() { unit_tests "$A64"; }
 unit_tests_a32() { unit_tests "$A32"; }
