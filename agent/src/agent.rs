@@ -680,14 +680,16 @@ impl Agent {
         let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
         let name = meta.name.clone().unwrap_or_default();
         let spec = pod.spec.as_ref().context("pod without spec")?;
-        let network = self.pod_network(uid, spec.host_network.unwrap_or(false))?;
-        let worker = self.workers.entry(uid.to_string()).or_default();
-        if worker
-            .sandbox_failure
+        // A sandbox that failed is tried again once its back-off is over.
+        if self
+            .workers
+            .get(uid)
+            .and_then(|w| w.sandbox_failure)
             .is_some_and(|(_, retry_at)| Instant::now() < retry_at)
         {
             return Ok(());
         }
+        let network = self.pod_network(uid, spec.host_network.unwrap_or(false))?;
         let sandbox = self.runtime.ensure_sandbox(&SandboxRequest {
             uid: uid.to_string(),
             namespace: namespace.clone(),
