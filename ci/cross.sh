@@ -167,13 +167,19 @@ stop_background() {
     fi
 }
 
+# The size in bytes of BIN (built for TARGET) once stripped with the target's binutils.
+stripped_size() {
+    local target=$1 bin=$2 strip=aarch64-linux-gnu-strip tmp
+    case $target in armv7*) strip=arm-linux-gnueabihf-strip ;; esac
+    tmp=$(mktemp)
+    "$strip" -o "$tmp" "$bin"
+    stat -c %s "$tmp"
+    rm -f "$tmp"
+}
+
 size_budget() {
-    local bin=$RELEASE_DIR/$A64/release/kelp-agent stripped
-    stripped=$(mktemp)
-    aarch64-linux-gnu-strip -o "$stripped" "$bin"
     local size
-    size=$(stat -c %s "$stripped")
-    rm -f "$stripped"
+    size=$(stripped_size "$A64" "$RELEASE_DIR/$A64/release/kelp-agent")
     echo "aarch64 kelp-agent stripped: $size bytes (budget < $SIZE_BUDGET)"
     if [ "$size" -ge "$SIZE_BUDGET" ]; then
         echo "FAIL: the aarch64 agent is $size bytes stripped, the budget is under $SIZE_BUDGET" >&2
@@ -217,14 +223,8 @@ release_all() {
     for target in "${targets[@]}"; do
         local start=$SECONDS
         if cargo_target "$target" build --release -p kelp-agent; then
-            local bin=$TARGET_DIR/$target/release/kelp-agent size
-            local strip=aarch64-linux-gnu-strip
-            case $target in armv7*) strip=arm-linux-gnueabihf-strip ;; esac
-            local tmp
-            tmp=$(mktemp)
-            $strip -o "$tmp" "$bin"
-            size=$(stat -c %s "$tmp")
-            rm -f "$tmp"
+            local size
+            size=$(stripped_size "$target" "$TARGET_DIR/$target/release/kelp-agent")
             rows+=("$(printf '| %-31s | %10s | %4d s |' "$target" "$size" $((SECONDS - start)))")
         else
             failed=1
