@@ -37,9 +37,22 @@ fi
 # The systemd units (dist/systemd), each installed in the VM booted with systemd:
 # `systemctl restart kelp-agent` (and `kelp-server`, whose agent is its child) must leave
 # every pod process with its PID.
+# cargo's own messages go to the log (stderr), the compiler's come as JSON: both are shown
+# when a build fails.
+print_compiler_errors() {
+	python3 -c 'import json,sys
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-message" and m["message"]["level"] == "error":
+        sys.stderr.write(m["message"]["rendered"])'
+}
 bins_json=$(cd "$repo" && cargo build -p kelp-agent --bin kelp-agent -p kelp-controller --bin kelp \
-	--message-format=json 2>/dev/null) || {
-	echo "vm: could not build kelp-agent and kelp" >&2
+	--message-format=json) || {
+	print_compiler_errors <<<"$bins_json"
+	echo "vm: could not build kelp-agent and kelp (cargo's messages above)" >&2
 	exit 1
 }
 # unit_test_binary NAME: the path of the built binary NAME, visible in the guest
@@ -92,14 +105,17 @@ t2=$t_sd
 # The path of the agent's test binary NAME, built on the host (same Debian, same glibc);
 # exits when it cannot be built.
 test_binary() {
-	local bins
-	mapfile -t bins < <(cd "$repo" && cargo test -p kelp-agent --test "$1" --no-run \
-		--message-format=json 2>/dev/null |
-		python3 -c 'import json,sys
+	local bins json
+	json=$(cd "$repo" && cargo test -p kelp-agent --test "$1" --no-run --message-format=json) || {
+		print_compiler_errors <<<"$json"
+		echo "vm: could not build the agent's $1 test binary (cargo's messages above)" >&2
+		exit 1
+	}
+	mapfile -t bins < <(python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
-        print(m["executable"])')
+        print(m["executable"])' <<<"$json")
 	[ "${#bins[@]}" -gt 0 ] || {
 		echo "vm: could not build the agent's $1 test binary" >&2
 		exit 1
