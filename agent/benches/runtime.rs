@@ -74,13 +74,52 @@ fn private_mounts() {
     }
 }
 
-fn rss_kib(pid: i32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+/// A process's memory in KiB: resident (`VmRSS`, what `ps` and `top` show), its anonymous
+/// part (heap and stacks: the process's own), and its proportional share (`Pss`: pages
+/// shared with other processes, such as the binary's code the agent and every monitor map,
+/// divided among them; summed over processes it counts each page once).
+#[derive(Clone, Copy, Default)]
+struct Memory {
+    rss: u64,
+    anon: u64,
+    pss: u64,
+}
+
+impl std::ops::Add for Memory {
+    type Output = Memory;
+    fn add(self, o: Memory) -> Memory {
+        Memory {
+            rss: self.rss + o.rss,
+            anon: self.anon + o.anon,
+            pss: self.pss + o.pss,
+        }
+    }
+}
+
+impl std::fmt::Display for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RSS {} KiB (anonymous {} KiB), PSS {} KiB",
+            self.rss, self.anon, self.pss
+        )
+    }
+}
+
+fn memory(pid: i32) -> Memory {
+    let field = |file: &str, name: &str| -> u64 {
+        let text = fs::read_to_string(format!("/proc/{pid}/{file}"))
+            .unwrap_or_else(|e| panic!("reading /proc/{pid}/{file}: {e}"));
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/{file}"))
+    };
+    Memory {
+        rss: field("status", "VmRSS:"),
+        anon: field("status", "RssAnon:"),
+        pss: field("smaps_rollup", "Pss:"),
+    }
 }
 
 fn main() {
@@ -457,16 +496,15 @@ fn bench_agent(base: &Path, config: &RuntimeConfig, full: bool) {
     std::thread::sleep(Duration::from_secs(2));
     let report = |label: &str| {
         let m = monitors();
-        let agent_rss = rss_kib(agent.id() as i32);
-        let mon: Vec<u64> = m.iter().map(|&p| rss_kib(p)).collect();
-        let total = agent_rss + mon.iter().sum::<u64>();
+        let agent_mem = memory(agent.id() as i32);
+        let mons: Vec<Memory> = m.iter().map(|&p| memory(p)).collect();
+        let mons_total = mons.iter().fold(Memory::default(), |a, &b| a + b);
         println!(
-            "RSS {label}: agent {} KiB, {} monitors {} KiB (each ~{} KiB), total {:.1} MiB (budget: single-digit MiB for the agent)",
-            agent_rss,
+            "memory {label}: agent {agent_mem} (budget: single-digit MiB); {} monitors {mons_total} (each ~{}); \
+             all kelp processes PSS {:.1} MiB",
             m.len(),
-            mon.iter().sum::<u64>(),
-            mon.first().copied().unwrap_or(0),
-            total as f64 / 1024.0
+            mons.first().copied().unwrap_or_default(),
+            (agent_mem.pss + mons_total.pss) as f64 / 1024.0
         );
     };
     report("idle, 1 pod");

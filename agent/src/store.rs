@@ -23,6 +23,10 @@ const DESIRED_KEY: &str = "local-copy";
 /// Where agents before the local copy kept the signed envelope, Secrets and all: read once,
 /// migrated, removed.
 const LEGACY_ENVELOPE_KEY: &str = "envelope";
+/// redb's page cache. Its default (1 GiB) is a ceiling the agent's few records never reach,
+/// but a node with many pods and a large desired state would keep every page it ever read:
+/// the agent lives in single-digit megabytes, so the cache is bounded well below that.
+const CACHE_BYTES: usize = 1024 * 1024;
 
 /// What is kept of one pod.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,7 +42,10 @@ pub struct LocalState {
 
 impl LocalState {
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path).with_context(|| format!("opening {}", path.display()))?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .with_context(|| format!("opening {}", path.display()))?;
         let tx = db.begin_write()?;
         tx.open_table(PODS)?;
         tx.open_table(DESIRED)?;
