@@ -11,8 +11,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use kelp_shared::api::core::{ConfigMap, Pod, Secret};
+use kelp_shared::api::kinds::LegacyVersion;
 use kelp_shared::api::object::Object;
 use kelp_shared::api::{defaults, validation};
+use kelp_shared::manifest;
+use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
 
 /// One pod to run.
@@ -31,6 +34,43 @@ pub struct Desired {
     pub secrets: BTreeMap<(String, String), Secret>,
     /// One line per file or document that could not be used, naming it.
     pub errors: Vec<String>,
+}
+
+/// The kinds a static manifest may hold. Only their deserializers are compiled into the
+/// agent (the manifest loader is generic over its kinds): the others would add about a
+/// megabyte to the binary for documents the agent refuses anyway.
+struct StaticKinds;
+
+impl manifest::Kinds for StaticKinds {
+    fn accept(&self, kind: &str) -> Result<(), String> {
+        match kind {
+            "Pod" | "ConfigMap" | "Secret" => Ok(()),
+            _ => Err(format!(
+                "kind {kind} cannot run as a static pod; only Pod, ConfigMap and Secret are read"
+            )),
+        }
+    }
+
+    fn current<'de, D: Deserializer<'de>>(
+        &self,
+        kind: &str,
+        de: D,
+    ) -> Result<Option<Object>, D::Error> {
+        Ok(Some(match kind {
+            "Pod" => Object::Pod(Pod::deserialize(de)?),
+            "ConfigMap" => Object::ConfigMap(ConfigMap::deserialize(de)?),
+            "Secret" => Object::Secret(Secret::deserialize(de)?),
+            _ => return Ok(None),
+        }))
+    }
+
+    fn legacy<'de, D: Deserializer<'de>>(
+        &self,
+        _legacy: &'static LegacyVersion,
+        _de: D,
+    ) -> Option<Result<manifest::Converted, D::Error>> {
+        None
+    }
 }
 
 fn namespace_of(meta: &kelp_shared::api::meta::ObjectMeta) -> String {
@@ -83,7 +123,7 @@ pub fn read_dir(dir: &Path, node: &str) -> Desired {
     };
     files.sort();
     for file in files {
-        let docs = match kelp_shared::manifest::load_path(&file) {
+        let docs = match manifest::load_path_kinds(&file, &StaticKinds) {
             Ok(docs) => docs,
             Err(e) => {
                 desired.errors.push(e.to_string());
@@ -178,5 +218,43 @@ mod tests {
         let again = read_dir(dir.path(), "pi1");
         assert_eq!(again.pods[0].uid, d.pods[0].uid);
         assert_ne!(read_dir(dir.path(), "pi2").pods[0].uid, d.pods[0].uid);
+    }
+
+    #[test]
+    fn other_kinds_are_refused_by_file_document_and_item_and_lists_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("mixed.yaml"),
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec: {}\n---\n\
+             apiVersion: v1\nkind: List\nitems:\n\
+             - {apiVersion: v1, kind: Pod, metadata: {name: listed}, spec: {containers: [{name: c, image: busybox}]}}\n\
+             - {apiVersion: v1, kind: Service, metadata: {name: s}}\n\
+             - {apiVersion: v1, kind: Secret, metadata: {name: t}, stringData: {k: v}}\n\
+             ---\napiVersion: extensions/v1beta1\nkind: Deployment\nmetadata: {name: old}\n\
+             ---\napiVersion: v1\nkind: Pod\nmetadata: {name: typo}\nspec: {containers: [{name: c, image: busybox, imagePullPolicy: Sometimes}]}\n",
+        )
+        .unwrap();
+        let d = read_dir(dir.path(), "pi1");
+        let names: Vec<_> = d
+            .pods
+            .iter()
+            .map(|p| p.pod.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["listed-pi1"]);
+        assert_eq!(d.secrets.len(), 1);
+        let file = dir.path().join("mixed.yaml").display().to_string();
+        let refused = |place: &str, kind: &str| {
+            format!("{file} ({place}): kind {kind} cannot run as a static pod; only Pod, ConfigMap and Secret are read")
+        };
+        assert_eq!(d.errors.len(), 4, "{:#?}", d.errors);
+        assert_eq!(d.errors[0], refused("document 1", "Deployment"));
+        assert_eq!(d.errors[1], refused("document 2, items[1]", "Service"));
+        assert_eq!(d.errors[2], refused("document 3", "Deployment"));
+        // Pods are still typed and checked as the API checks them.
+        assert!(
+            d.errors[3].contains("document 4") && d.errors[3].contains("imagePullPolicy"),
+            "{}",
+            d.errors[3]
+        );
     }
 }

@@ -11,7 +11,7 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use serde::de::{DeserializeSeed, Deserializer};
+use serde::de::Deserializer;
 
 use crate::api::kinds;
 use crate::api::legacy;
@@ -101,8 +101,65 @@ fn to_u32(n: usize) -> u32 {
 /// The outcome of loading one document (or one `List` item).
 pub type DocResult = Result<Loaded, LoadError>;
 
+/// An object typed from a legacy version, with the warnings its conversion gave.
+pub type Converted = (Object, Vec<String>);
+
+/// Which kinds a loader types. [`AllKinds`] reads every kind kelp serves, at its current and
+/// legacy versions (the API, the CLI). A loader for fewer kinds, such as the agent's static
+/// pods, compiles only their deserializers: the loader's code is generic, so every kind costs
+/// its deserializers once per deserializer the loader uses, and the agent binary stays small.
+pub trait Kinds {
+    /// `Err(why)` for a kind this loader does not read; asked before anything is typed.
+    fn accept(&self, kind: &str) -> Result<(), String>;
+    /// The object of an accepted `kind`, at its current version; `Ok(None)` for a kind the
+    /// loader does not type after all.
+    fn current<'de, D: Deserializer<'de>>(
+        &self,
+        kind: &str,
+        de: D,
+    ) -> Result<Option<Object>, D::Error>;
+    /// The object of a legacy version of an accepted kind, with its warnings; `None` where the
+    /// loader reads no legacy versions.
+    fn legacy<'de, D: Deserializer<'de>>(
+        &self,
+        legacy: &'static kinds::LegacyVersion,
+        de: D,
+    ) -> Option<Result<Converted, D::Error>>;
+}
+
+/// Every kind kelp serves, at its current and legacy versions.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AllKinds;
+
+impl Kinds for AllKinds {
+    fn accept(&self, _kind: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn current<'de, D: Deserializer<'de>>(
+        &self,
+        kind: &str,
+        de: D,
+    ) -> Result<Option<Object>, D::Error> {
+        Object::deserialize_current(kind, de)
+    }
+
+    fn legacy<'de, D: Deserializer<'de>>(
+        &self,
+        l: &'static kinds::LegacyVersion,
+        de: D,
+    ) -> Option<Result<Converted, D::Error>> {
+        Some(legacy::deserialize_legacy(l, de))
+    }
+}
+
 /// Loads every document of `text`, read from `origin`.
 pub fn load_str(text: &str, origin: &str) -> Vec<DocResult> {
+    load_str_kinds(text, origin, &AllKinds)
+}
+
+/// [`load_str`] for the kinds `kinds` reads; other kinds are errors.
+pub fn load_str_kinds<K: Kinds>(text: &str, origin: &str, kinds: &K) -> Vec<DocResult> {
     // Pass one: generic values, to learn each document's kind (and catch syntax errors with
     // their line).
     let mut heads = Vec::new();
@@ -119,16 +176,21 @@ pub fn load_str(text: &str, origin: &str) -> Vec<DocResult> {
                 );
                 err.line = e.location().map(|l| to_u32(l.line()));
                 // Documents before the broken one still count.
-                out.extend(load_values(text, origin, &heads));
+                out.extend(load_values(text, origin, &heads, kinds));
                 out.push(Err(err));
                 return out;
             }
         }
     }
-    load_values(text, origin, &heads)
+    load_values(text, origin, &heads, kinds)
 }
 
-fn load_values(text: &str, origin: &str, heads: &[serde_yaml_ng::Value]) -> Vec<DocResult> {
+fn load_values<K: Kinds>(
+    text: &str,
+    origin: &str,
+    heads: &[serde_yaml_ng::Value],
+    kinds: &K,
+) -> Vec<DocResult> {
     let mut out = Vec::new();
     for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let Some(head) = heads.get(i) else { break };
@@ -147,10 +209,10 @@ fn load_values(text: &str, origin: &str, heads: &[serde_yaml_ng::Value]) -> Vec<
         let get = |k: &str| map.get(k).and_then(|v| v.as_str()).map(str::to_string);
         let (api_version, kind) = (get("apiVersion"), get("kind"));
         if kind.as_deref() == Some("List") {
-            out.extend(load_list(origin, document, head));
+            out.extend(load_list(origin, document, head, kinds));
             continue;
         }
-        let mut result = load_one(de, api_version.as_deref(), kind.as_deref(), |e| {
+        let mut result = load_one(de, api_version.as_deref(), kind.as_deref(), kinds, |e| {
             let mut e = e;
             e.origin = origin.to_string();
             e.document = Some(to_u32(document));
@@ -165,7 +227,12 @@ fn load_values(text: &str, origin: &str, heads: &[serde_yaml_ng::Value]) -> Vec<
     out
 }
 
-fn load_list(origin: &str, document: usize, head: &serde_yaml_ng::Value) -> Vec<DocResult> {
+fn load_list<K: Kinds>(
+    origin: &str,
+    document: usize,
+    head: &serde_yaml_ng::Value,
+    kinds: &K,
+) -> Vec<DocResult> {
     let Some(items) = head.get("items") else {
         let mut e = LoadError::new(origin, Some(to_u32(document)), "Required value");
         e.field = Some("items".into());
@@ -182,13 +249,19 @@ fn load_list(origin: &str, document: usize, head: &serde_yaml_ng::Value) -> Vec<
         .map(|(idx, item)| {
             let get = |k: &str| item.get(k).and_then(|v| v.as_str()).map(str::to_string);
             let (api_version, kind) = (get("apiVersion"), get("kind"));
-            let mut r = load_one(item.clone(), api_version.as_deref(), kind.as_deref(), |e| {
-                let mut e = e;
-                e.origin = origin.to_string();
-                e.document = Some(to_u32(document));
-                e.item = Some(to_u32(idx));
-                e
-            });
+            let mut r = load_one(
+                item.clone(),
+                api_version.as_deref(),
+                kind.as_deref(),
+                kinds,
+                |e| {
+                    let mut e = e;
+                    e.origin = origin.to_string();
+                    e.document = Some(to_u32(document));
+                    e.item = Some(to_u32(idx));
+                    e
+                },
+            );
             if let Ok(ok) = &mut r {
                 ok.origin = origin.to_string();
                 ok.document = document;
@@ -200,10 +273,11 @@ fn load_list(origin: &str, document: usize, head: &serde_yaml_ng::Value) -> Vec<
 }
 
 /// Types and dispatches one document (or list item) from a deserializer.
-fn load_one<'de, D>(
+fn load_one<'de, D, K: Kinds>(
     de: D,
     api_version: Option<&str>,
     kind: Option<&str>,
+    kinds: &K,
     place: impl Fn(LoadError) -> LoadError,
 ) -> DocResult
 where
@@ -230,6 +304,12 @@ where
             "apiVersion",
         ));
     };
+
+    if let Err(why) = kinds.accept(kind) {
+        let mut e = place(LoadError::new("", None, why));
+        e.unsupported = true;
+        return Err(e);
+    }
 
     enum Target {
         Current(&'static kinds::KindInfo),
@@ -267,10 +347,17 @@ where
         let ignored = serde_ignored::Deserializer::new(de, &mut on_unknown);
         let tracked = serde_path_to_error::Deserializer::new(ignored, &mut track);
         match target {
-            Target::Current(info) => TypedSeed(info.kind)
-                .deserialize(tracked)
-                .map(|o| (o, Vec::new())),
-            Target::Legacy(l) => legacy::deserialize_legacy(l, tracked),
+            Target::Current(info) => kinds.current(info.kind, tracked).and_then(|o| {
+                o.map(|o| (o, Vec::new())).ok_or_else(|| {
+                    serde::de::Error::custom(format!("unsupported kind {:?}", info.kind))
+                })
+            }),
+            Target::Legacy(l) => kinds.legacy(l, tracked).unwrap_or_else(|| {
+                Err(serde::de::Error::custom(format!(
+                    "{} {} (removed in Kubernetes {}) is not read here",
+                    l.api_version, l.kind, l.removed_in
+                )))
+            }),
         }
     };
     match result {
@@ -305,27 +392,21 @@ where
 pub fn load_json_value(value: serde_json::Value, origin: &str) -> DocResult {
     let get = |k: &str| value.get(k).and_then(|v| v.as_str()).map(str::to_string);
     let (api_version, kind) = (get("apiVersion"), get("kind"));
-    let mut r = load_one(value, api_version.as_deref(), kind.as_deref(), |mut e| {
-        e.origin = origin.to_string();
-        e
-    });
+    let mut r = load_one(
+        value,
+        api_version.as_deref(),
+        kind.as_deref(),
+        &AllKinds,
+        |mut e| {
+            e.origin = origin.to_string();
+            e
+        },
+    );
     if let Ok(ok) = &mut r {
         ok.origin = origin.to_string();
         ok.document = 1;
     }
     r
-}
-
-/// A deserialize seed that builds the [`Object`] for a kind known to the table.
-struct TypedSeed(&'static str);
-
-impl<'de> DeserializeSeed<'de> for TypedSeed {
-    type Value = Object;
-
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Object, D::Error> {
-        Object::deserialize_current(self.0, de)?
-            .ok_or_else(|| serde::de::Error::custom(format!("unsupported kind {:?}", self.0)))
-    }
 }
 
 /// The line an error points at, for the deserializers the loader uses.
@@ -409,6 +490,11 @@ pub enum SourceError {
 /// Loads a file, or every `.yaml`, `.yml` and `.json` file under a directory (sorted, as
 /// kubectl does), or stdin for `-`.
 pub fn load_path(path: &Path) -> Result<Vec<DocResult>, SourceError> {
+    load_path_kinds(path, &AllKinds)
+}
+
+/// [`load_path`] for the kinds `kinds` reads; other kinds are errors.
+pub fn load_path_kinds<K: Kinds>(path: &Path, kinds: &K) -> Result<Vec<DocResult>, SourceError> {
     if path == Path::new("-") {
         let mut text = String::new();
         std::io::stdin()
@@ -417,32 +503,32 @@ pub fn load_path(path: &Path) -> Result<Vec<DocResult>, SourceError> {
                 path: path.into(),
                 source,
             })?;
-        return Ok(load_str(&text, "-"));
+        return Ok(load_str_kinds(&text, "-", kinds));
     }
     let meta = std::fs::metadata(path).map_err(|source| SourceError::Io {
         path: path.into(),
         source,
     })?;
     if !meta.is_dir() {
-        return load_file(path);
+        return load_file(path, kinds);
     }
     let mut files = Vec::new();
     collect_manifests(path, &mut files)?;
     files.sort();
     let mut out = Vec::new();
     for f in files {
-        out.extend(load_file(&f)?);
+        out.extend(load_file(&f, kinds)?);
     }
     Ok(out)
 }
 
-fn load_file(path: &Path) -> Result<Vec<DocResult>, SourceError> {
+fn load_file<K: Kinds>(path: &Path, kinds: &K) -> Result<Vec<DocResult>, SourceError> {
     let bytes = std::fs::read(path).map_err(|source| SourceError::Io {
         path: path.into(),
         source,
     })?;
     let text = String::from_utf8(bytes).map_err(|_| SourceError::NotText { path: path.into() })?;
-    Ok(load_str(&text, &path.display().to_string()))
+    Ok(load_str_kinds(&text, &path.display().to_string(), kinds))
 }
 
 fn collect_manifests(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
