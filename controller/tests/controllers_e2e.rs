@@ -31,6 +31,31 @@ fn add_node(http: &Http, name: &str, ready: &str, memory: &str, labels: Value) {
     );
     assert_eq!(created.code, 201, "{}", created.text);
     set_ready(http, name, ready, memory);
+    if ready == "True" {
+        // Created without status, the node was tainted unreachable; the node controller lifts
+        // the taint on its next pass. Until then the scheduler rightly passes the node by, and
+        // a test that counts where pods land would race it.
+        eventually(
+            Duration::from_secs(10),
+            "the node controller to untaint a Ready node",
+            || {
+                let node = http.get(&format!("/api/v1/nodes/{name}")).body;
+                let taints = node["spec"]["taints"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                taints
+                    .iter()
+                    .all(|t| {
+                        !t["key"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .starts_with("node.kubernetes.io/")
+                    })
+                    .then_some(())
+            },
+        );
+    }
 }
 
 fn set_ready(http: &Http, name: &str, ready: &str, memory: &str) {
