@@ -447,6 +447,10 @@ fn bench_agent(base: &Path, config: &RuntimeConfig, full: bool) {
         "--cgroup-parent",
     ]);
     run.arg(format!("{}/node", config.cgroup_parent));
+    // A bridge of this run's own (not the default kelp0 a node would use), removed when the
+    // benchmark ends, however it ends.
+    let bridge = Bridge(format!("kbench{}", std::process::id()));
+    run.args(["--bridge", &bridge.0]);
     dirs(&mut run);
     let mut agent = run.stderr(Stdio::null()).spawn().unwrap();
     let pod = |name: &str| {
@@ -533,6 +537,22 @@ fn bench_agent(base: &Path, config: &RuntimeConfig, full: bool) {
     };
     for uid in rt.sandboxes().unwrap() {
         rt.remove_sandbox(&uid, None).unwrap();
+    }
+}
+
+/// The agent's pod bridge and its nftables table, removed on drop.
+struct Bridge(String);
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.0])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &format!("kelp_{}", self.0)])
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
