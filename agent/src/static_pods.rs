@@ -45,9 +45,7 @@ impl manifest::Kinds for StaticKinds {
     fn accept(&self, kind: &str) -> Result<(), String> {
         match kind {
             "Pod" | "ConfigMap" | "Secret" => Ok(()),
-            _ => Err(format!(
-                "kind {kind} cannot run as a static pod; only Pod, ConfigMap and Secret are read"
-            )),
+            _ => Err(refusal(kind)),
         }
     }
 
@@ -71,6 +69,10 @@ impl manifest::Kinds for StaticKinds {
     ) -> Option<Result<manifest::Converted, D::Error>> {
         None
     }
+}
+
+fn refusal(kind: &str) -> String {
+    format!("kind {kind} cannot run as a static pod; only Pod, ConfigMap and Secret are read")
 }
 
 fn namespace_of(meta: &kelp_shared::api::meta::ObjectMeta) -> String {
@@ -159,7 +161,10 @@ pub fn read_dir(dir: &Path, node: &str) -> Desired {
                     let name = pod.metadata.name.clone().unwrap_or_default();
                     pod.metadata.name = Some(format!("{name}-{node}"));
                     pod.metadata.uid = Some(uid.clone());
-                    let annotations = pod.metadata.annotations.get_or_insert_with(Default::default);
+                    let annotations = pod
+                        .metadata
+                        .annotations
+                        .get_or_insert_with(Default::default);
                     annotations.insert("kubernetes.io/config.source".into(), "file".into());
                     annotations.insert("kubernetes.io/config.hash".into(), uid.clone());
                     if let Some(spec) = pod.spec.as_mut() {
@@ -172,18 +177,25 @@ pub fn read_dir(dir: &Path, node: &str) -> Desired {
                     });
                 }
                 Object::ConfigMap(cm) => {
-                    let key = (namespace_of(&cm.metadata), cm.metadata.name.clone().unwrap_or_default());
+                    let key = (
+                        namespace_of(&cm.metadata),
+                        cm.metadata.name.clone().unwrap_or_default(),
+                    );
                     desired.config_maps.insert(key, cm);
                 }
                 Object::Secret(s) => {
-                    let key = (namespace_of(&s.metadata), s.metadata.name.clone().unwrap_or_default());
+                    let key = (
+                        namespace_of(&s.metadata),
+                        s.metadata.name.clone().unwrap_or_default(),
+                    );
                     desired.secrets.insert(key, s);
                 }
+                // StaticKinds types no other kind.
                 other => desired.errors.push(format!(
-                    "{} (document {}): kind {} cannot run as a static pod; only Pod, ConfigMap and Secret are read",
+                    "{} (document {}): {}",
                     file.display(),
                     loaded.document,
-                    other.kind()
+                    refusal(other.kind())
                 )),
             }
         }
