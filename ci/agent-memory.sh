@@ -22,14 +22,18 @@ settle=${KELP_MEMORY_SETTLE:-20}
 	exit 1
 }
 
+target=$(cargo metadata --format-version 1 --no-deps |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 if [ -z "${KELP_AGENT_BIN:-}" ]; then
 	cargo build -q --release -p kelp-agent
-	KELP_AGENT_BIN=$(cargo metadata --format-version 1 --no-deps |
-		python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/kelp-agent
+	KELP_AGENT_BIN=$target/release/kelp-agent
 fi
 cargo build -q -p kelp-controller --bin kelp
-kelp=$(cargo metadata --format-version 1 --no-deps |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/kelp
+kelp=$target/debug/kelp
+# monitor_pid FILE: the PID a pod's monitor.json records.
+monitor_pid() {
+	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["monitor"]["pid"])' "$1"
+}
 agent=$KELP_AGENT_BIN
 
 id=kelp-mem-$$
@@ -57,7 +61,7 @@ cleanup() {
 	# Whatever the agent could not remove (it failed, or was never started).
 	for m in "$run"/pods/*/monitor.json; do
 		[ -f "$m" ] || continue
-		pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["monitor"]["pid"])' "$m" 2>/dev/null)
+		pid=$(monitor_pid "$m" 2>/dev/null)
 		[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
 	done
 	awk -v a="$base" -v b="$run" 'index($2, a) == 1 || index($2, b) == 1 { print $2 }' /proc/mounts |
@@ -135,7 +139,7 @@ echo "agent $agent ($(stat -c %s "$agent") bytes), $pods pods, settled $settle s
 show agent "$agent_pid"
 agent_rss=$rss_total
 for m in "$run"/pods/*/monitor.json; do
-	show monitor "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["monitor"]["pid"])' "$m")"
+	show monitor "$(monitor_pid "$m")"
 done
 printf 'all kelp processes: RSS %s KiB, anonymous %s KiB, PSS %s KiB (%.1f MiB)\n' \
 	"$rss_total" "$anon_total" "$pss_total" "$(awk -v k="$pss_total" 'BEGIN { print k / 1024 }')"
